@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""PyTorch counterpart of `autoresearch train experiment=mnist_{ffnn,cnn}_adam epochs=N`.
+
+Same recipe (784-256-128-10 ReLU, Adam 1e-3, batch 128, inputs standardised with 0.1307/0.3081,
+10% of the 60k training images held out at random for validation), so the validation accuracy
+after N epochs can be compared seed by seed with ours. Usage:
+    python benches/torch_ffnn_2epochs.py --data ../shared/data/mnist --seeds 0 1 2 3 4 --epochs 2
+"""
+import argparse, gzip, os
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        buf = f.read()
+    dims = [int.from_bytes(buf[4 + 4 * i:8 + 4 * i], "big") for i in range(buf[3])]
+    return np.frombuffer(buf, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
+
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--data", default="../shared/data/mnist")
+ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+ap.add_argument("--epochs", type=int, default=2)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--model", choices=["ffnn", "cnn"], default="ffnn")
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+x = torch.from_numpy((idx(os.path.join(a.data, "train-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0 - 0.1307) / 0.3081).float()
+y = torch.from_numpy(idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+for seed in a.seeds:
+    torch.manual_seed(seed)
+    perm = torch.randperm(60000)
+    val, tr = perm[:6000], perm[6000:]
+    if a.model == "ffnn":
+        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    else:
+        model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(a.epochs):
+        order = tr[torch.randperm(len(tr))]
+        for i in range(0, len(order), 128):
+            b = order[i:i + 128]
+            opt.zero_grad()
+            F.cross_entropy(model(x[b]), y[b]).backward()
+            opt.step()
+        with torch.no_grad():
+            acc = (model(x[val]).argmax(1) == y[val]).float().mean().item()
+        print(f"seed {seed} epoch {epoch + 1} val_acc {acc:.4f}", flush=True)

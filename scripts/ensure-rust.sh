@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sourced by the other scripts: makes sure a Rust toolchain (with clippy and rustfmt) is on PATH,
+# installing it with rustup when missing. Nothing else is needed: data comes from ../shared/data
+# or the user cache.
+set -euo pipefail
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "installing the Rust toolchain with rustup..." >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+fi

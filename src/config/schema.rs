@@ -1,0 +1,332 @@
+//! Typed experiment configuration: what a composed YAML tree must deserialize into.
+//!
+//! Every struct denies unknown fields and every choice is a serde enum, so a typo in YAML or in an
+//! override is rejected with the key path and the valid names instead of being silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A fully resolved experiment: the single input of training, saved as `config.yaml` in each run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Experiment name: the first level under `runs_dir`.
+    pub name: String,
+    /// Variant name: the non-seed overrides (e.g. `optimizer.lr=0.0003`), or `default`.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// Free text shown in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seed of weight init, shuffling and (unless `data.split_seed` is set) the validation split.
+    #[serde(default)]
+    pub seed: u64,
+    /// Number of training epochs.
+    pub epochs: usize,
+    /// Training mini-batch size.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Batch size for validation and test evaluation (no gradients, so it can be larger).
+    #[serde(default = "default_eval_batch_size")]
+    pub eval_batch_size: usize,
+    /// Rescale gradients so their global L2 norm is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+    /// Stop when a monitored metric stops improving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStoppingConfig>,
+    /// Where run directories are written: `<runs_dir>/<name>/<variant>/seed_<n>/`.
+    #[serde(default = "default_runs_dir")]
+    pub runs_dir: PathBuf,
+    /// Compute device.
+    #[serde(default)]
+    pub device: DeviceConfig,
+    /// Dataset and split.
+    pub data: DataConfig,
+    /// Network architecture.
+    pub model: ModelConfig,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+}
+
+fn default_variant() -> String {
+    "default".to_string()
+}
+fn default_batch_size() -> usize {
+    128
+}
+fn default_eval_batch_size() -> usize {
+    1000
+}
+fn default_runs_dir() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+/// Where tensors live and compute runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceConfig {
+    /// The CPU (deterministic for a given seed).
+    #[default]
+    Cpu,
+    /// The first CUDA GPU (needs the `cuda` cargo feature).
+    Cuda,
+}
+
+/// Which dataset to load and how to split and scale it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Dataset name.
+    pub name: DatasetName,
+    /// Directory holding the dataset's files; searched first (see `data::locate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// Fraction of the training images held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Seed of the validation split; defaults to the run seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
+    /// Use only the first N training images (before the split), for quick runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Use only the first N test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    /// Pixel scaling applied after dividing by 255.
+    #[serde(default)]
+    pub normalize: Normalize,
+    /// Base URLs tried, in order, when the files are found nowhere locally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
+}
+
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+/// The image datasets in IDX format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetName {
+    /// LeCun et al. handwritten digits.
+    Mnist,
+    /// Zalando's Fashion-MNIST (same format and shapes as MNIST).
+    FashionMnist,
+}
+
+impl DatasetName {
+    /// The folder name used under data roots and the cache.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion_mnist",
+        }
+    }
+}
+
+/// Pixel scaling after `x / 255`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Normalize {
+    /// Keep pixels in [0, 1] (what spike encoders need).
+    #[default]
+    None,
+    /// `(x - mean) / std`.
+    Standardize { mean: f64, std: f64 },
+}
+
+/// Network architecture, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// Fully connected network.
+    Ffnn(FfnnConfig),
+    /// Convolutional network: conv-activation-maxpool blocks, then fully connected layers.
+    Cnn(CnnConfig),
+}
+
+/// Fully connected network: input -> hidden... -> classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FfnnConfig {
+    /// Width of each hidden layer.
+    pub hidden: Vec<usize>,
+    /// Non-linearity after each hidden layer.
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+/// Convolutional network: `[conv(k) -> act -> maxpool(p)]* -> flatten -> fc* -> classes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnConfig {
+    /// Output channels of each conv block.
+    pub channels: Vec<usize>,
+    /// Square kernel size of every conv.
+    #[serde(default = "default_kernel_size")]
+    pub kernel_size: usize,
+    /// Zero padding of every conv.
+    #[serde(default)]
+    pub padding: usize,
+    /// Max-pool window (and stride) after every conv; 1 disables pooling.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// Hidden fully connected layers between the conv stack and the classifier.
+    #[serde(default)]
+    pub fc_hidden: Vec<usize>,
+    /// Non-linearity after each conv and hidden fc layer.
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+fn default_kernel_size() -> usize {
+    3
+}
+fn default_pool() -> usize {
+    2
+}
+
+/// Element-wise non-linearity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// max(0, x).
+    #[default]
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Gaussian error linear unit (tanh approximation).
+    Gelu,
+}
+
+/// Optimizer, chosen by `kind`, with PyTorch's semantics and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// Adam with L2 weight decay added to the gradient.
+    Adam {
+        lr: f64,
+        #[serde(default = "default_betas")]
+        betas: [f64; 2],
+        #[serde(default = "default_eps")]
+        eps: f64,
+        #[serde(default)]
+        weight_decay: f64,
+    },
+    /// Adam with decoupled weight decay (Loshchilov & Hutter).
+    Adamw {
+        lr: f64,
+        #[serde(default = "default_betas")]
+        betas: [f64; 2],
+        #[serde(default = "default_eps")]
+        eps: f64,
+        #[serde(default = "default_adamw_decay")]
+        weight_decay: f64,
+    },
+    /// Stochastic gradient descent with optional (Nesterov) momentum.
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+        #[serde(default)]
+        dampening: f64,
+        #[serde(default)]
+        nesterov: bool,
+        #[serde(default)]
+        weight_decay: f64,
+    },
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_adamw_decay() -> f64 {
+    0.01
+}
+
+impl OptimizerConfig {
+    /// The base learning rate, before any schedule.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::Adamw { lr, .. }
+            | OptimizerConfig::Sgd { lr, .. } => *lr,
+        }
+    }
+}
+
+/// Learning-rate schedule, evaluated per optimizer step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SchedulerConfig {
+    /// The optimizer's learning rate throughout.
+    #[default]
+    Constant,
+    /// Linear warm-up, then cosine decay to `min_lr` at the last step.
+    Cosine {
+        #[serde(default)]
+        min_lr: f64,
+        #[serde(default)]
+        warmup_epochs: f64,
+    },
+    /// Multiply by `gamma` every `step_size` epochs.
+    Step { step_size: usize, gamma: f64 },
+}
+
+/// Stop training when `metric` has not improved by `min_delta` for `patience` epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    /// The per-epoch metric watched.
+    #[serde(default)]
+    pub metric: Metric,
+    /// Whether larger or smaller is better.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Epochs without improvement tolerated before stopping.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    #[serde(default)]
+    pub min_delta: f64,
+}
+
+/// A per-epoch metric recorded in `history.csv`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Validation accuracy.
+    #[default]
+    ValAcc,
+    /// Validation cross-entropy.
+    ValLoss,
+    /// Training accuracy.
+    TrainAcc,
+    /// Training cross-entropy.
+    TrainLoss,
+}
+
+/// Direction of improvement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Larger is better.
+    #[default]
+    Max,
+    /// Smaller is better.
+    Min,
+}
+
+/// Values a sweep block maps keys to: a YAML list or a text such as `range(0,5)`.
+pub type SweepBlock = BTreeMap<String, serde_yaml_ng::Value>;

@@ -1,0 +1,20 @@
+//! autoresearch: compose brain-inspired ML experiments in YAML, train them with candle, and keep
+//! every run in a versioned run directory that all analysis reads.
+//!
+//! Data flow (one direction): `configs/*.yaml` + overrides -> [`ExperimentConfig`] -> training ->
+//! `runs/<experiment>/<variant>/seed_<n>/` ([`rundir`]).
+
+pub mod config;
+pub mod data;
+mod error;
+mod experiment;
+pub mod fsutil;
+pub mod nn;
+pub mod rundir;
+pub mod train;
+
+pub use config::ExperimentConfig;
+pub use error::{Error, Result};
+pub use experiment::Experiment;
+pub use rundir::{Metrics, RunDir, RunStatus};
+pub use train::{RunOutcome, TrainOptions};

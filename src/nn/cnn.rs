@@ -1,0 +1,101 @@
+//! Convolutional classifier.
+
+use candle_core::{Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+
+use super::layers::{conv2d, linear};
+
+use super::activation::apply;
+use crate::config::{Activation, CnnConfig};
+
+/// `[conv -> activation -> maxpool]* -> flatten -> [fc -> activation]* -> fc`; layers named
+/// `conv1`, `conv2`, ..., `fc1`, `fc2`, ...
+#[derive(Debug, Clone)]
+pub struct Cnn {
+    convs: Vec<Conv2d>,
+    fcs: Vec<Linear>,
+    pool: usize,
+    activation: Activation,
+}
+
+impl Cnn {
+    /// Builds from conv layers, fully connected layers (the last is the classifier) and pool size.
+    pub fn new(convs: Vec<Conv2d>, fcs: Vec<Linear>, pool: usize, activation: Activation) -> Self {
+        Cnn {
+            convs,
+            fcs,
+            pool,
+            activation,
+        }
+    }
+
+    /// Creates the layers under `vb` for `[C, H, W]` inputs and `classes` outputs.
+    pub fn from_config(
+        cfg: &CnnConfig,
+        input: [usize; 3],
+        classes: usize,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let [mut c, mut h, mut w] = input;
+        let conv_cfg = Conv2dConfig {
+            padding: cfg.padding,
+            ..Default::default()
+        };
+        let pool = cfg.pool.max(1);
+        let mut convs = Vec::new();
+        for (i, &out) in cfg.channels.iter().enumerate() {
+            convs.push(conv2d(
+                c,
+                out,
+                cfg.kernel_size,
+                conv_cfg,
+                vb.pp(format!("conv{}", i + 1)),
+            )?);
+            let side = |s: usize| {
+                (s + 2 * cfg.padding + 1)
+                    .checked_sub(cfg.kernel_size)
+                    .map(|o| o / pool)
+            };
+            match (side(h), side(w)) {
+                (Some(nh), Some(nw)) if nh > 0 && nw > 0 => (h, w) = (nh, nw),
+                _ => candle_core::bail!(
+                    "model.channels: conv block {} shrinks a {h}x{w} map to nothing",
+                    i + 1
+                ),
+            }
+            c = out;
+        }
+        let mut widths = vec![c * h * w];
+        widths.extend(&cfg.fc_hidden);
+        widths.push(classes);
+        let fcs = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, d)| linear(d[0], d[1], vb.pp(format!("fc{}", i + 1))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Cnn::new(convs, fcs, pool, cfg.activation))
+    }
+}
+
+impl Module for Cnn {
+    /// # Shapes
+    /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        for conv in &self.convs {
+            h = apply(self.activation, &conv.forward(&h)?)?;
+            if self.pool > 1 {
+                h = super::pool::max_pool2d(&h, self.pool)?;
+            }
+        }
+        let mut h = h.flatten_from(1)?;
+        let last = self.fcs.len().saturating_sub(1);
+        for (i, fc) in self.fcs.iter().enumerate() {
+            h = fc.forward(&h)?;
+            if i < last {
+                h = apply(self.activation, &h)?;
+            }
+        }
+        Ok(h)
+    }
+}

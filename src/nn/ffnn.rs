@@ -1,0 +1,57 @@
+//! Fully connected classifier.
+
+use candle_core::{Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::layers::linear;
+
+use super::activation::apply;
+use crate::config::{Activation, FfnnConfig};
+
+/// `input -> [Linear -> activation]* -> Linear -> logits`; layers named `fc1`, `fc2`, ...
+#[derive(Debug, Clone)]
+pub struct Ffnn {
+    layers: Vec<Linear>,
+    activation: Activation,
+}
+
+impl Ffnn {
+    /// Builds from layers (the last one is the classifier).
+    pub fn new(layers: Vec<Linear>, activation: Activation) -> Self {
+        Ffnn { layers, activation }
+    }
+
+    /// Creates the layers under `vb` for `inputs` features and `classes` outputs.
+    pub fn from_config(
+        cfg: &FfnnConfig,
+        inputs: usize,
+        classes: usize,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let mut widths = vec![inputs];
+        widths.extend(&cfg.hidden);
+        widths.push(classes);
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("fc{}", i + 1))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Ffnn::new(layers, cfg.activation))
+    }
+}
+
+impl Module for Ffnn {
+    /// # Shapes
+    /// `x`: `[B, ...]` (flattened from dim 1) -> logits `[B, classes]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.flatten_from(1)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i < last {
+                h = apply(self.activation, &h)?;
+            }
+        }
+        Ok(h)
+    }
+}
