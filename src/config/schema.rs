@@ -152,6 +152,16 @@ pub enum ModelConfig {
     Cnn(CnnConfig),
 }
 
+impl ModelConfig {
+    /// The model kind as written in configs and `metrics.json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Ffnn(_) => "ffnn",
+            ModelConfig::Cnn(_) => "cnn",
+        }
+    }
+}
+
 /// Fully connected network: input -> hidden... -> classes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

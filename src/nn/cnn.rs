@@ -3,7 +3,7 @@
 use candle_core::{Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 
-use super::layers::{conv2d, linear};
+use super::layers::{conv2d, forward_stack, linear_stack};
 
 use super::activation::apply;
 use crate::config::{Activation, CnnConfig};
@@ -68,11 +68,7 @@ impl Cnn {
         let mut widths = vec![c * h * w];
         widths.extend(&cfg.fc_hidden);
         widths.push(classes);
-        let fcs = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, d)| linear(d[0], d[1], vb.pp(format!("fc{}", i + 1))))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let fcs = linear_stack(&widths, &vb)?;
         Ok(Cnn::new(convs, fcs, pool, cfg.activation))
     }
 }
@@ -88,14 +84,6 @@ impl Module for Cnn {
                 h = super::pool::max_pool2d(&h, self.pool)?;
             }
         }
-        let mut h = h.flatten_from(1)?;
-        let last = self.fcs.len().saturating_sub(1);
-        for (i, fc) in self.fcs.iter().enumerate() {
-            h = fc.forward(&h)?;
-            if i < last {
-                h = apply(self.activation, &h)?;
-            }
-        }
-        Ok(h)
+        forward_stack(&self.fcs, self.activation, &h.flatten_from(1)?)
     }
 }

@@ -3,9 +3,7 @@
 use candle_core::{Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::linear;
-
-use super::activation::apply;
+use super::layers::{forward_stack, linear_stack};
 use crate::config::{Activation, FfnnConfig};
 
 /// `input -> [Linear -> activation]* -> Linear -> logits`; layers named `fc1`, `fc2`, ...
@@ -31,11 +29,7 @@ impl Ffnn {
         let mut widths = vec![inputs];
         widths.extend(&cfg.hidden);
         widths.push(classes);
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("fc{}", i + 1))))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let layers = linear_stack(&widths, &vb)?;
         Ok(Ffnn::new(layers, cfg.activation))
     }
 }
@@ -44,14 +38,6 @@ impl Module for Ffnn {
     /// # Shapes
     /// `x`: `[B, ...]` (flattened from dim 1) -> logits `[B, classes]`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut h = x.flatten_from(1)?;
-        let last = self.layers.len().saturating_sub(1);
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
-            if i < last {
-                h = apply(self.activation, &h)?;
-            }
-        }
-        Ok(h)
+        forward_stack(&self.layers, self.activation, &x.flatten_from(1)?)
     }
 }

@@ -34,13 +34,19 @@ impl SeededVarMap {
         &self.vars
     }
 
-    /// All variables sorted by name: the stable order used by optimizers and checkpoints.
-    pub fn named_vars(&self) -> candle_core::Result<Vec<(String, Var)>> {
-        let data = self
-            .vars
+    fn lock(
+        &self,
+    ) -> candle_core::Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, Var>>>
+    {
+        self.vars
             .data()
             .lock()
-            .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
+            .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))
+    }
+
+    /// All variables sorted by name: the stable order used by optimizers and checkpoints.
+    pub fn named_vars(&self) -> candle_core::Result<Vec<(String, Var)>> {
+        let data = self.lock()?;
         let mut named: Vec<(String, Var)> =
             data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -101,11 +107,7 @@ impl SimpleBackend for SeededVarMap {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let mut data = self
-            .vars
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
+        let mut data = self.lock()?;
         if let Some(existing) = data.get(name) {
             if existing.shape() != &s {
                 candle_core::bail!(
@@ -129,11 +131,7 @@ impl SimpleBackend for SeededVarMap {
         _dtype: DType,
         _dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let data = self
-            .vars
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
+        let data = self.lock()?;
         data.get(name)
             .map(|v| v.as_tensor().clone())
             .ok_or_else(|| {

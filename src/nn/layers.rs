@@ -1,7 +1,11 @@
 //! Layer constructors with PyTorch's default initialisation, so results are comparable with the
 //! PyTorch reference: weights and biases uniform in `±1/sqrt(fan_in)` (kaiming_uniform, a=√5).
 
+use candle_core::{Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+
+use super::activation::apply;
+use crate::config::Activation;
 
 fn torch_uniform(fan_in: usize) -> Init {
     let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
@@ -31,4 +35,32 @@ pub fn conv2d(
     let weight = vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
     let bias = vb.get_with_hints(out_channels, "bias", init)?;
     Ok(Conv2d::new(weight, Some(bias), cfg))
+}
+
+/// Linear layers `fc1, fc2, ...` between consecutive `widths` (`[in, hidden..., out]`).
+pub fn linear_stack(widths: &[usize], vb: &VarBuilder) -> candle_core::Result<Vec<Linear>> {
+    widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("fc{}", i + 1))))
+        .collect()
+}
+
+/// Applies `layers` in turn with `activation` between them (none after the last).
+///
+/// # Shapes
+/// `x`: `[B, in]` -> `[B, out]`.
+pub fn forward_stack(
+    layers: &[Linear],
+    activation: Activation,
+    x: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let mut h = x.clone();
+    for (i, layer) in layers.iter().enumerate() {
+        h = layer.forward(&h)?;
+        if i + 1 < layers.len() {
+            h = apply(activation, &h)?;
+        }
+    }
+    Ok(h)
 }

@@ -40,14 +40,6 @@ impl Model {
             ModelConfig::Cnn(c) => Model::Cnn(Cnn::from_config(c, input, classes, vb)?),
         })
     }
-
-    /// The model kind as written in configs and `metrics.json`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Model::Ffnn(_) => "ffnn",
-            Model::Cnn(_) => "cnn",
-        }
-    }
 }
 
 impl Module for Model {

@@ -172,11 +172,7 @@ fn initial_metrics(cfg: &ExperimentConfig, existing: Option<&Metrics>) -> Metric
         schema_version: SCHEMA_VERSION,
         experiment: cfg.name.clone(),
         variant: cfg.variant.clone(),
-        model: match cfg.model {
-            crate::config::ModelConfig::Ffnn(_) => "ffnn",
-            crate::config::ModelConfig::Cnn(_) => "cnn",
-        }
-        .to_string(),
+        model: cfg.model.kind().to_string(),
         dataset: cfg.data.name.dir_name().to_string(),
         seed: cfg.seed,
         status: RunStatus::Running,
