@@ -90,7 +90,9 @@ impl RunDir {
             .map(Some)
             .map_err(|e| Error::RunDir {
                 path: path.clone(),
-                message: format!("metrics.json is not valid ({e})"),
+                message: format!(
+                    "metrics.json is not valid ({e}); fix or delete it, or rerun with --force"
+                ),
             })
     }
 

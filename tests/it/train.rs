@@ -248,3 +248,24 @@ fn a_different_config_in_the_same_run_directory_is_refused() {
         other => panic!("expected a run-directory error, got {other:?}"),
     }
 }
+
+#[test]
+fn corrupt_metrics_file_is_reported_not_overwritten() {
+    let runs = tempdir();
+    let exp = compose("mnist_ffnn_adam", runs.path(), QUICK).unwrap();
+    let dir = exp.run_dir();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(dir.metrics_path(), "{\"schema_version\": 1, trunc").unwrap();
+    match exp.train_with(&quiet()) {
+        Err(Error::RunDir { path, message }) => {
+            assert_eq!(path, dir.metrics_path());
+            assert!(message.contains("not valid"), "{message}");
+        }
+        other => panic!("expected a run-directory error, got {other:?}"),
+    }
+    // the file is left as it was for the user to inspect
+    assert_eq!(
+        std::fs::read_to_string(dir.metrics_path()).unwrap(),
+        "{\"schema_version\": 1, trunc"
+    );
+}
