@@ -94,11 +94,10 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> 
         }
     }
     if opts.force {
-        for path in [dir.checkpoint_dir()] {
-            if path.exists() {
-                std::fs::remove_dir_all(&path)
-                    .map_err(Error::io("removing old checkpoints", &path))?;
-            }
+        let checkpoints = dir.checkpoint_dir();
+        if checkpoints.exists() {
+            std::fs::remove_dir_all(&checkpoints)
+                .map_err(Error::io("removing old checkpoints", &checkpoints))?;
         }
         for path in [dir.metrics_path(), dir.history_path()] {
             if path.exists() {
@@ -107,26 +106,21 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> 
         }
     }
     dir.write_config(cfg)?;
-    let mut metrics = initial_metrics(cfg, existing.as_ref());
     let mut session = Session {
         cfg,
         opts,
         dir: dir.clone(),
-        metrics: metrics.clone(),
+        metrics: initial_metrics(cfg, existing.as_ref()),
     };
-    match session.run() {
-        Ok(outcome) => Ok(outcome),
-        Err(err) => {
-            metrics = session.metrics;
-            metrics.status = RunStatus::Failed;
-            metrics.error = Some(error_chain(&err));
-            metrics.finished_at = Some(now());
-            // Best effort: the original error matters more than a failure to record it.
-            let _ = dir.write_metrics(&metrics);
-            let _ = dir.log(&format!("failed: {}", error_chain(&err)));
-            Err(err)
-        }
-    }
+    session.run().inspect_err(|err| {
+        let metrics = &mut session.metrics;
+        metrics.status = RunStatus::Failed;
+        metrics.error = Some(error_chain(err));
+        metrics.finished_at = Some(now());
+        // Best effort: the original error matters more than a failure to record it.
+        let _ = dir.write_metrics(metrics);
+        let _ = dir.log(&format!("failed: {}", error_chain(err)));
+    })
 }
 
 /// An error and its causes on one line.
