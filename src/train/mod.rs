@@ -113,13 +113,14 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> 
         metrics: initial_metrics(cfg, existing.as_ref()),
     };
     session.run().inspect_err(|err| {
+        let chain = error_chain(err);
+        let _ = dir.log(&format!("failed: {chain}"));
         let metrics = &mut session.metrics;
         metrics.status = RunStatus::Failed;
-        metrics.error = Some(error_chain(err));
+        metrics.error = Some(chain);
         metrics.finished_at = Some(now());
         // Best effort: the original error matters more than a failure to record it.
         let _ = dir.write_metrics(metrics);
-        let _ = dir.log(&format!("failed: {}", error_chain(err)));
     })
 }
 
