@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-rust.sh
 cargo fmt --all -- --check
-cargo clippy --locked --lib --bins -- -D warnings
-cargo test --locked
+cargo clippy --locked --workspace --lib --bins -- -D warnings
+cargo test --locked --workspace

@@ -10,8 +10,9 @@
 
 use crate::config::{ensure_single, expand, ConfigStore, ExperimentConfig, Override};
 use crate::error::{Error, Result};
+use crate::nn::Traces;
 use crate::rundir::RunDir;
-use crate::train::{train, RunOutcome, TrainOptions};
+use crate::train::{load_trained, train, RunOutcome, TrainOptions, TrainedModel};
 
 /// A resolved experiment, ready to train.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,5 +115,16 @@ impl Experiment {
     /// Trains with explicit options.
     pub fn train_with(&self, options: &TrainOptions) -> Result<RunOutcome> {
         train(&self.config, options)
+    }
+
+    /// The trained model (weights of the run's best checkpoint) with its validation data.
+    pub fn load_trained(&self) -> Result<TrainedModel> {
+        load_trained(&self.config)
+    }
+
+    /// Membrane and spike traces of every spiking layer of the trained model on the first `n`
+    /// validation images, for raster and membrane plots.
+    pub fn record_traces(&self, n: usize) -> Result<Traces> {
+        self.load_trained()?.record_traces(&self.config, n)
     }
 }

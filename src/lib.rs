@@ -4,6 +4,8 @@
 //! Data flow (one direction): `configs/*.yaml` + overrides -> [`ExperimentConfig`] -> training ->
 //! `runs/<experiment>/<variant>/seed_<n>/` ([`rundir`]).
 
+pub mod alloc;
+pub mod bench;
 pub mod config;
 pub mod data;
 mod error;

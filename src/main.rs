@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use autoresearch::config::{ConfigStore, Override, GROUPS};
+use autoresearch::bench::{self, Baseline, BenchModel, BenchOptions};
+use autoresearch::config::{ConfigStore, Kernels, Override, GROUPS};
 use autoresearch::{Experiment, TrainOptions};
 use clap::{Parser, Subcommand};
 
@@ -52,6 +53,43 @@ enum Command {
     },
     /// List the experiments and the options of each config group.
     List,
+    /// Measure training and inference samples/s against the PyTorch/snnTorch reference script
+    /// (build with --release: `cargo run --release -- bench --json out.json`).
+    Bench {
+        /// Models timed for training: a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn (comma-separated).
+        #[arg(long, default_value = "a,b,c,d")]
+        train: String,
+        /// Models timed for inference.
+        #[arg(long, default_value = "a,c")]
+        infer: String,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Untimed batches first.
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+        /// Batches per timing.
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        /// Timings per model (median reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Time steps of the spiking models.
+        #[arg(long, default_value_t = 25)]
+        steps: usize,
+        /// `fused` CPU kernels or `plain` tensor ops.
+        #[arg(long, default_value = "fused")]
+        kernels: String,
+        /// MNIST folder (default: searched like a run's data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The reference script's JSON (`snntorch_baseline.py --json`), to print and store ratios.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Write the result here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -102,7 +140,7 @@ fn experiments(
 }
 
 fn run(cli: Cli) -> autoresearch::Result<()> {
-    let store = store(&cli.configs)?;
+    let configs = &cli.configs;
     match cli.command {
         Command::Train {
             multirun,
@@ -111,7 +149,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             stop_after_epochs,
             overrides,
         } => {
-            let exps = experiments(&store, &overrides, multirun)?;
+            let exps = experiments(&store(configs)?, &overrides, multirun)?;
             let options = TrainOptions {
                 force,
                 quiet,
@@ -147,18 +185,99 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             multirun,
             overrides,
         } => {
-            for exp in experiments(&store, &overrides, multirun)? {
+            for exp in experiments(&store(configs)?, &overrides, multirun)? {
                 println!("# {}\n{}", exp.run_dir().path().display(), exp.to_yaml()?);
             }
             Ok(())
         }
+        Command::Bench {
+            train,
+            infer,
+            batch,
+            warmup,
+            iters,
+            repeats,
+            steps,
+            kernels,
+            data,
+            baseline,
+            json,
+        } => {
+            let models = |list: &str| -> autoresearch::Result<Vec<BenchModel>> {
+                list.split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(BenchModel::parse)
+                    .collect()
+            };
+            let kernels = match kernels.as_str() {
+                "fused" => Kernels::Fused,
+                "plain" => Kernels::Plain,
+                other => {
+                    return Err(autoresearch::Error::invalid(
+                        "--kernels",
+                        format!("`{other}` is not fused or plain"),
+                    ))
+                }
+            };
+            let opts = BenchOptions {
+                train: models(&train)?,
+                infer: models(&infer)?,
+                batch,
+                warmup,
+                iters,
+                repeats,
+                steps,
+                kernels,
+                ..BenchOptions::default()
+            };
+            let mut result = bench::run(&opts, data.as_deref())?;
+            let base = baseline.as_deref().map(Baseline::read).transpose()?;
+            if let Some(b) = &base {
+                result.compare(b);
+            }
+            print_bench(&result, base.as_ref());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&result)
+                    .map_err(|e| autoresearch::Error::invalid("bench result", e.to_string()))?;
+                autoresearch::fsutil::write_atomic(&path, text.as_bytes())?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::List => {
+            let store = store(configs)?;
             println!("configs: {}", store.root().display());
             println!("experiment: {}", store.options("experiment")?.join(", "));
             for (group, key) in GROUPS {
                 println!("{group} (-> {key}): {}", store.options(group)?.join(", "));
             }
             Ok(())
+        }
+    }
+}
+
+fn print_bench(result: &bench::BenchResult, baseline: Option<&Baseline>) {
+    println!(
+        "{} ({} threads, {} build); rate encoding alone {:.2} ms/batch",
+        result.env.cpu, result.env.threads, result.env.profile, result.rate_encode_ms_per_batch
+    );
+    for (mode, ours, theirs) in [
+        ("train", &result.train, baseline.map(|b| &b.train)),
+        ("infer", &result.infer, baseline.map(|b| &b.infer)),
+    ] {
+        for (key, r) in ours {
+            let reference = theirs.and_then(|t| t.get(key));
+            let compared = reference.map_or(String::new(), |b| {
+                format!(
+                    "  baseline {:10.1}  ratio {:.2}x",
+                    b.median,
+                    r.median / b.median
+                )
+            });
+            println!(
+                "{mode} {key}  median {:10.1} samples/s (min {:.1}, max {:.1}; {:.2} ms/batch){compared}",
+                r.median, r.min, r.max, r.ms_per_batch
+            );
         }
     }
 }
@@ -172,8 +291,21 @@ fn status_word(status: autoresearch::RunStatus) -> &'static str {
     }
 }
 
+/// Shortens how long candle's CPU worker threads spin after each op (25,000 rounds by default)
+/// unless the user set `CANDLE_BARRIER_POOL_SPIN_LIMIT`: our fused kernels run on rayon's
+/// threads, and on a 2-core machine candle's spinning workers steal their cores (FFNN inference
+/// ran about 20% slower). Called before any thread exists, as `set_var` requires.
+fn calm_candle_workers() {
+    const KEY: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(KEY).is_none() {
+        std::env::set_var(KEY, "100");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    autoresearch::alloc::keep_freed_memory();
+    calm_candle_workers();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -27,6 +27,7 @@ pub const NON_VARIANT_KEYS: &[&str] = &[
     "runs_dir",
     "data.root",
     "device",
+    "kernels",
 ];
 
 /// Environment variable naming the configs directory.

@@ -1,14 +1,18 @@
 //! Experiment configuration: typed schema, YAML composition, overrides and sweeps.
 
 mod compose;
+mod model;
 mod overrides;
 mod schema;
+mod spiking;
 mod sweep;
 
 pub use compose::{
     load_yaml, merge, set_path, typed, variant_name, Composed, ConfigStore, CONFIGS_ENV, GROUPS,
     NON_VARIANT_KEYS,
 };
+pub use model::*;
 pub use overrides::Override;
 pub use schema::*;
+pub use spiking::*;
 pub use sweep::{ensure_single, expand};

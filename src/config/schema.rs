@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::model::ModelConfig;
+
 /// A fully resolved experiment: the single input of training, saved as `config.yaml` in each run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +45,9 @@ pub struct ExperimentConfig {
     /// Compute device.
     #[serde(default)]
     pub device: DeviceConfig,
+    /// Fused CPU kernels or plain tensor ops (same results up to float rounding).
+    #[serde(default)]
+    pub kernels: Kernels,
     /// Dataset and split.
     pub data: DataConfig,
     /// Network architecture.
@@ -76,6 +81,18 @@ pub enum DeviceConfig {
     Cpu,
     /// The first CUDA GPU (needs the `cuda` cargo feature).
     Cuda,
+}
+
+/// How the hot layers compute on the CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// Fused custom ops (binary-input matmuls, LIF scans, im2col convolutions, in-place Adam)
+    /// where the device is the CPU; plain tensor ops elsewhere.
+    #[default]
+    Fused,
+    /// Plain tensor ops everywhere: the reference the fused kernels are tested against.
+    Plain,
 }
 
 /// Which dataset to load and how to split and scale it.
@@ -140,82 +157,6 @@ pub enum Normalize {
     None,
     /// `(x - mean) / std`.
     Standardize { mean: f64, std: f64 },
-}
-
-/// Network architecture, chosen by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ModelConfig {
-    /// Fully connected network.
-    Ffnn(FfnnConfig),
-    /// Convolutional network: conv-activation-maxpool blocks, then fully connected layers.
-    Cnn(CnnConfig),
-}
-
-impl ModelConfig {
-    /// The model kind as written in configs and `metrics.json`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelConfig::Ffnn(_) => "ffnn",
-            ModelConfig::Cnn(_) => "cnn",
-        }
-    }
-}
-
-/// Fully connected network: input -> hidden... -> classes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FfnnConfig {
-    /// Width of each hidden layer.
-    pub hidden: Vec<usize>,
-    /// Non-linearity after each hidden layer.
-    #[serde(default)]
-    pub activation: Activation,
-}
-
-/// Convolutional network: `[conv(k) -> act -> maxpool(p)]* -> flatten -> fc* -> classes`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CnnConfig {
-    /// Output channels of each conv block.
-    pub channels: Vec<usize>,
-    /// Square kernel size of every conv.
-    #[serde(default = "default_kernel_size")]
-    pub kernel_size: usize,
-    /// Zero padding of every conv.
-    #[serde(default)]
-    pub padding: usize,
-    /// Max-pool window (and stride) after every conv; 1 disables pooling.
-    #[serde(default = "default_pool")]
-    pub pool: usize,
-    /// Hidden fully connected layers between the conv stack and the classifier.
-    #[serde(default)]
-    pub fc_hidden: Vec<usize>,
-    /// Non-linearity after each conv and hidden fc layer.
-    #[serde(default)]
-    pub activation: Activation,
-}
-
-fn default_kernel_size() -> usize {
-    3
-}
-fn default_pool() -> usize {
-    2
-}
-
-/// Element-wise non-linearity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// max(0, x).
-    #[default]
-    Relu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Logistic sigmoid.
-    Sigmoid,
-    /// Gaussian error linear unit (tanh approximation).
-    Gelu,
 }
 
 /// Optimizer, chosen by `kind`, with PyTorch's semantics and defaults.

@@ -1,5 +1,6 @@
 //! Datasets: IDX loaders, locating files (with checksummed download), splits and batching.
 
+pub mod encode;
 pub mod idx;
 mod images;
 pub mod locate;

@@ -6,7 +6,9 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use super::layers::{conv2d, forward_stack, linear_stack};
 
 use super::activation::apply;
-use crate::config::{Activation, CnnConfig};
+use super::ffnn::forward_stack_fused;
+use super::fused;
+use crate::config::{Activation, CnnConfig, Kernels};
 
 /// `[conv -> activation -> maxpool]* -> flatten -> [fc -> activation]* -> fc`; layers named
 /// `conv1`, `conv2`, ..., `fc1`, `fc2`, ...
@@ -16,17 +18,31 @@ pub struct Cnn {
     fcs: Vec<Linear>,
     pool: usize,
     activation: Activation,
+    fused: bool,
 }
 
 impl Cnn {
-    /// Builds from conv layers, fully connected layers (the last is the classifier) and pool size.
-    pub fn new(convs: Vec<Conv2d>, fcs: Vec<Linear>, pool: usize, activation: Activation) -> Self {
+    /// Builds from conv layers, fully connected layers (the last is the classifier) and pool
+    /// size; `fused` picks the fused CPU kernels.
+    pub fn new(
+        convs: Vec<Conv2d>,
+        fcs: Vec<Linear>,
+        pool: usize,
+        activation: Activation,
+        fused: bool,
+    ) -> Self {
         Cnn {
             convs,
             fcs,
             pool,
             activation,
+            fused,
         }
+    }
+
+    /// Whether the fused CPU kernels are used (where the input is a CPU `f32` tensor).
+    pub fn fused(&self) -> bool {
+        self.fused
     }
 
     /// Creates the layers under `vb` for `[C, H, W]` inputs and `classes` outputs.
@@ -34,6 +50,7 @@ impl Cnn {
         cfg: &CnnConfig,
         input: [usize; 3],
         classes: usize,
+        kernels: Kernels,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         let [mut c, mut h, mut w] = input;
@@ -69,7 +86,13 @@ impl Cnn {
         widths.extend(&cfg.fc_hidden);
         widths.push(classes);
         let fcs = linear_stack(&widths, &vb)?;
-        Ok(Cnn::new(convs, fcs, pool, cfg.activation))
+        Ok(Cnn::new(
+            convs,
+            fcs,
+            pool,
+            cfg.activation,
+            kernels == Kernels::Fused,
+        ))
     }
 }
 
@@ -77,6 +100,9 @@ impl Module for Cnn {
     /// # Shapes
     /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.fused && fused::available(x) {
+            return self.forward_fused(x);
+        }
         let mut h = x.clone();
         for conv in &self.convs {
             h = apply(self.activation, &conv.forward(&h)?)?;
@@ -85,5 +111,38 @@ impl Module for Cnn {
             }
         }
         forward_stack(&self.fcs, self.activation, &h.flatten_from(1)?)
+    }
+}
+
+impl Cnn {
+    /// [`Module::forward`] on the fused CPU ops (conv + bias + ReLU + first-maximum pooling in
+    /// one op; other activations between a fused conv and a fused pooling); a conv layer with
+    /// stride, dilation or groups falls back to candle's conv.
+    ///
+    /// # Shapes
+    /// `x`: `[B, C, H, W]` (CPU `f32`) -> logits `[B, classes]`.
+    fn forward_fused(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let relu = self.activation == Activation::Relu;
+        let mut h = x.clone();
+        for conv in &self.convs {
+            let c = conv.config();
+            let plain_conv = c.stride != 1 || c.dilation != 1 || c.groups != 1;
+            if relu && !plain_conv {
+                // conv + bias + ReLU + pooling in one op: no full-size map is allocated
+                let (w, b) = (conv.weight(), conv.bias());
+                h = fused::conv2d_pool(&h, w, b, c.padding, true, self.pool)?;
+                continue;
+            }
+            h = if plain_conv {
+                apply(self.activation, &conv.forward(&h)?)?
+            } else {
+                let y = fused::conv2d(&h, conv.weight(), conv.bias(), c.padding, false)?;
+                apply(self.activation, &y)?
+            };
+            if self.pool > 1 {
+                h = fused::max_pool2d(&h, self.pool)?;
+            }
+        }
+        forward_stack_fused(&self.fcs, self.activation, &h.flatten_from(1)?)
     }
 }

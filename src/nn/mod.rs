@@ -1,20 +1,46 @@
 //! Models on candle: one struct per network, built from its typed config.
+//!
+//! Every model maps a batch of images to class scores in three steps that the trainer calls in
+//! turn: [`Model::encode`] (images -> the network's input, e.g. spike trains, seeded),
+//! [`Model::forward`] (input -> scores whose arg-max is the prediction) and [`Model::loss`].
 
 mod activation;
 mod cnn;
 mod ffnn;
+pub mod fused;
+#[cfg(test)]
+mod gradcheck;
+mod hybrid;
 pub mod init;
 pub mod layers;
+pub mod neuron;
 pub mod pool;
+mod probe;
+mod readout;
+pub mod recurrent;
+mod seq_rnn;
+mod slstm_net;
+mod snn_cnn;
+mod snn_ffnn;
+pub mod spiking;
+mod srnn;
 
 pub use cnn::Cnn;
 pub use ffnn::Ffnn;
+pub use hybrid::Hybrid;
 pub use init::SeededVarMap;
+pub use probe::{FiringRates, LayerTrace, NoProbe, Probe, Traces};
+pub use readout::cross_entropy;
+pub use seq_rnn::SeqRnn;
+pub use slstm_net::SlstmNet;
+pub use snn_cnn::SnnCnn;
+pub use snn_ffnn::SnnFfnn;
+pub use srnn::Srnn;
 
-use candle_core::{Module, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::ModelConfig;
+use crate::config::{EncoderConfig, Kernels, ModelConfig};
 
 /// Any model the config can name.
 #[derive(Debug, Clone)]
@@ -23,32 +49,123 @@ pub enum Model {
     Ffnn(Ffnn),
     /// Convolutional network.
     Cnn(Cnn),
+    /// Spiking fully connected network.
+    SnnFfnn(SnnFfnn),
+    /// Spiking convolutional network.
+    SnnCnn(SnnCnn),
+    /// Recurrent spiking network (RLeaky layers).
+    Srnn(Srnn),
+    /// Spiking LSTM network.
+    Slstm(SlstmNet),
+    /// Spiking encoder layer feeding a non-spiking RNN.
+    Hybrid(Hybrid),
+    /// Non-spiking RNN / LSTM / GRU sequence classifier.
+    Rnn(SeqRnn),
 }
 
 impl Model {
-    /// Builds the configured model for `[C, H, W]` inputs and `classes` outputs under `vb`.
+    /// Builds the configured model for `[C, H, W]` inputs and `classes` outputs under `vb`;
+    /// `kernels` chooses fused CPU kernels or plain tensor ops.
     pub fn from_config(
         cfg: &ModelConfig,
         input: [usize; 3],
         classes: usize,
+        kernels: Kernels,
         vb: VarBuilder,
-    ) -> candle_core::Result<Self> {
+    ) -> Result<Self> {
         Ok(match cfg {
-            ModelConfig::Ffnn(c) => {
-                Model::Ffnn(Ffnn::from_config(c, input.iter().product(), classes, vb)?)
+            ModelConfig::Ffnn(c) => Model::Ffnn(Ffnn::from_config(
+                c,
+                input.iter().product(),
+                classes,
+                kernels,
+                vb,
+            )?),
+            ModelConfig::Cnn(c) => Model::Cnn(Cnn::from_config(c, input, classes, kernels, vb)?),
+            ModelConfig::SnnFfnn(c) => {
+                Model::SnnFfnn(SnnFfnn::from_config(c, input, classes, kernels, vb)?)
             }
-            ModelConfig::Cnn(c) => Model::Cnn(Cnn::from_config(c, input, classes, vb)?),
+            ModelConfig::SnnCnn(c) => {
+                Model::SnnCnn(SnnCnn::from_config(c, input, classes, kernels, vb)?)
+            }
+            ModelConfig::Srnn(c) => Model::Srnn(Srnn::from_config(c, input, classes, kernels, vb)?),
+            ModelConfig::Slstm(c) => {
+                Model::Slstm(SlstmNet::from_config(c, input, classes, kernels, vb)?)
+            }
+            ModelConfig::Hybrid(c) => {
+                Model::Hybrid(Hybrid::from_config(c, input, classes, kernels, vb)?)
+            }
+            ModelConfig::Rnn(c) => Model::Rnn(SeqRnn::from_config(c, input, classes, kernels, vb)?),
         })
+    }
+
+    /// Turns images `[B, C, H, W]` (pixels as the dataset scales them) into this model's input,
+    /// drawing any encoder randomness from `seed`; images pass unchanged for ANNs.
+    pub fn encode(&self, images: &Tensor, seed: u64) -> Result<Tensor> {
+        match self.encoder() {
+            Some(encoder) => encoder.encode(images, seed),
+            None => Ok(images.clone()),
+        }
+    }
+
+    /// The encoder turning images into this model's input (`None`: images as they are).
+    pub fn encoder(&self) -> Option<&EncoderConfig> {
+        match self {
+            Model::Ffnn(_) | Model::Cnn(_) => None,
+            Model::SnnFfnn(m) => Some(m.encoder()),
+            Model::SnnCnn(m) => Some(m.encoder()),
+            Model::Srnn(m) => Some(m.encoder()),
+            Model::Slstm(m) => Some(m.encoder()),
+            Model::Hybrid(m) => Some(m.encoder()),
+            Model::Rnn(m) => Some(m.encoder()),
+        }
+    }
+
+    /// Class scores `[B, classes]` of an encoded batch, reporting spiking activity to `probe`.
+    pub fn forward_probed(&self, input: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
+        match self {
+            Model::Ffnn(m) => m.forward(input),
+            Model::Cnn(m) => m.forward(input),
+            Model::SnnFfnn(m) => m.forward_probed(input, probe),
+            Model::SnnCnn(m) => m.forward_probed(input, probe),
+            Model::Srnn(m) => m.forward_probed(input, probe),
+            Model::Slstm(m) => m.forward_probed(input, probe),
+            Model::Hybrid(m) => m.forward_probed(input, probe),
+            Model::Rnn(m) => m.forward(input),
+        }
+    }
+
+    /// The training loss of `scores` (from [`Model::forward`]) against class indices `labels`.
+    pub fn loss(&self, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        match self {
+            Model::Ffnn(m) if m.fused() && fused::available(scores) => {
+                fused::cross_entropy(scores, labels)
+            }
+            Model::Cnn(m) if m.fused() && fused::available(scores) => {
+                fused::cross_entropy(scores, labels)
+            }
+            Model::Ffnn(_) | Model::Cnn(_) => candle_nn::loss::cross_entropy(scores, labels),
+            Model::SnnFfnn(m) => m.stack().loss(scores, labels),
+            Model::SnnCnn(m) => m.head().loss(scores, labels),
+            Model::Srnn(m) => m.head().loss(scores, labels),
+            Model::Slstm(m) => m.head().loss(scores, labels),
+            Model::Hybrid(m) => m.loss(scores, labels),
+            Model::Rnn(m) => m.loss(scores, labels),
+        }
+    }
+
+    /// Membrane and spike traces of every spiking layer for one encoded batch (no gradients).
+    pub fn record_traces(&self, input: &Tensor) -> Result<Traces> {
+        let mut traces = Traces::default();
+        self.forward_probed(input, &mut traces)?;
+        Ok(traces)
     }
 }
 
 impl Module for Model {
     /// # Shapes
-    /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Model::Ffnn(m) => m.forward(x),
-            Model::Cnn(m) => m.forward(x),
-        }
+    /// `input`: what [`Model::encode`] returns -> scores `[B, classes]`.
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        self.forward_probed(input, &mut NoProbe)
     }
 }

@@ -56,6 +56,7 @@ mod tests {
             val_acc: 0.0,
             lr: 0.0,
             epoch_time_s: 0.0,
+            extra: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod early_stop;
+mod inspect;
 pub mod optim;
 mod progress;
 pub mod schedule;
@@ -11,15 +12,18 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 
-use crate::config::{DeviceConfig, ExperimentConfig};
+use crate::config::{DeviceConfig, ExperimentConfig, Kernels, Normalize};
+use crate::data::encode::batch_seed;
 use crate::data::{epoch_permutation, load_splits, ImageSet};
 use crate::error::{Error, Result};
-use crate::nn::{Model, SeededVarMap};
+use crate::nn::{FiringRates, Model, SeededVarMap};
 use crate::rundir::{EpochRecord, Metrics, RunDir, RunStatus, SCHEMA_VERSION};
 use checkpoint::TrainState;
 use early_stop::EarlyStopState;
 use optim::AnyOptimizer;
 use progress::Progress;
+
+pub use inspect::{load_trained, TrainedModel};
 
 /// How to run training (as opposed to what to train, which is the config).
 #[derive(Debug, Clone, Default)]
@@ -151,6 +155,7 @@ fn ensure_same_config(dir: &RunDir, cfg: &ExperimentConfig) -> Result<()> {
         c.runs_dir = Default::default();
         c.data.root = None;
         c.device = Default::default();
+        c.kernels = Default::default();
         c
     };
     if strip(&saved) != strip(cfg) {
@@ -213,12 +218,16 @@ impl Session<'_> {
     fn run(&mut self) -> Result<RunOutcome> {
         let cfg = self.cfg;
         let device = device_for(cfg.device)?;
+        if let Some(encoder) = cfg.model.encoder() {
+            encoder.validate("model.encoder", cfg.data.normalize == Normalize::None)?;
+        }
         let splits = load_splits(&cfg.data, cfg.seed)?;
         let vars = SeededVarMap::new(cfg.seed);
         let model = Model::from_config(
             &cfg.model,
             splits.train.shape,
             splits.train.classes,
+            cfg.kernels,
             vars.var_builder(DType::F32, &device),
         )?;
         let params = vars.named_vars()?;
@@ -227,6 +236,7 @@ impl Session<'_> {
             &cfg.optimizer,
             params.iter().map(|(_, v)| v.clone()).collect(),
         )?;
+        optimizer.set_fused(cfg.kernels == Kernels::Fused);
 
         let resumed = self.dir.last_checkpoint().exists();
         let mut state = if resumed {
@@ -296,8 +306,9 @@ impl Session<'_> {
                 );
                 optimizer.set_learning_rate(lr);
                 let (x, y) = splits.train.batch(idx, &device)?;
-                let logits = model.forward(&x)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let input = model.encode(&x, batch_seed(cfg.seed, state.epoch as u64, i))?;
+                let logits = model.forward(&input)?;
+                let loss = model.loss(&logits, &y)?;
                 let mut grads = loss.backward()?;
                 if let Some(max_norm) = cfg.clip_grad_norm {
                     clip_grad_norm(&mut grads, &params, max_norm)?;
@@ -315,15 +326,21 @@ impl Session<'_> {
             }
             bar.finish();
             state.optimizer_step += steps_per_epoch as u64;
-            let (val_loss, val_acc) = evaluate(&model, &splits.val, cfg.eval_batch_size, &device)?;
+            let val = evaluate(&model, &splits.val, cfg, VAL_STREAM, &device)?;
+            let val_acc = val.accuracy;
             let record = EpochRecord {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
                 train_acc: correct / seen.max(1) as f64,
-                val_loss,
+                val_loss: val.loss,
                 val_acc,
                 lr,
                 epoch_time_s: started.elapsed().as_secs_f64(),
+                extra: val
+                    .firing_rates
+                    .into_iter()
+                    .map(|(layer, rate)| (format!("rate_{layer}"), rate))
+                    .collect(),
             };
             if state.best_val_acc.is_none_or(|b| val_acc > b) {
                 state.best_val_acc = Some(val_acc);
@@ -373,7 +390,8 @@ impl Session<'_> {
         }
 
         checkpoint::load_weights(&self.dir.best_checkpoint(), &params, &device)?;
-        let (test_loss, test_acc) = evaluate(&model, &splits.test, cfg.eval_batch_size, &device)?;
+        let test = evaluate(&model, &splits.test, cfg, TEST_STREAM, &device)?;
+        let (test_loss, test_acc) = (test.loss, test.accuracy);
         self.sync_metrics(&state, RunStatus::Completed);
         self.metrics.early_stopped = early_stopped;
         self.metrics.test_acc = Some(test_acc);
@@ -426,24 +444,47 @@ fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<f64> {
         .to_scalar::<f32>()? as f64)
 }
 
-/// Mean cross-entropy and accuracy of `model` on `set`, in order, in batches.
+/// Encoder stream of validation batches (training batches use the epoch index).
+const VAL_STREAM: u64 = u64::MAX;
+/// Encoder stream of test batches.
+const TEST_STREAM: u64 = u64::MAX - 1;
+
+/// What one pass over an evaluation split measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss (the model's training loss: cross-entropy, or the readout's).
+    pub loss: f64,
+    /// Fraction of samples whose arg-max score is the label.
+    pub accuracy: f64,
+    /// Mean firing rate of each spiking layer (spikes per neuron per step), in layer order.
+    pub firing_rates: Vec<(String, f64)>,
+}
+
+/// Evaluates `model` on `set` in order, in batches of `cfg.eval_batch_size`, encoding batch `i`
+/// with the seed of (`cfg.seed`, `stream`, `i`) so every evaluation sees the same spikes.
 pub fn evaluate(
     model: &Model,
     set: &ImageSet,
-    batch_size: usize,
+    cfg: &ExperimentConfig,
+    stream: u64,
     device: &Device,
-) -> Result<(f64, f64)> {
+) -> Result<Evaluation> {
     let indices: Vec<usize> = (0..set.len()).collect();
     let (mut loss_sum, mut correct) = (0.0, 0.0);
-    for idx in indices.chunks(batch_size.max(1)) {
+    let mut rates = FiringRates::new();
+    for (i, idx) in indices.chunks(cfg.eval_batch_size.max(1)).enumerate() {
         let (x, y) = set.batch(idx, device)?;
-        let logits = model.forward(&x)?.detach();
-        loss_sum += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
-            * idx.len() as f64;
-        correct += count_correct(&logits, &y)?;
+        let input = model.encode(&x, batch_seed(cfg.seed, stream, i))?;
+        let scores = model.forward_probed(&input, &mut rates)?.detach();
+        loss_sum += model.loss(&scores, &y)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
+        correct += count_correct(&scores, &y)?;
     }
     let n = set.len().max(1) as f64;
-    Ok((loss_sum / n, correct / n))
+    Ok(Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct / n,
+        firing_rates: rates.rates(),
+    })
 }
 
 /// Rescales all gradients so their joint L2 norm is at most `max_norm`; returns the norm before.

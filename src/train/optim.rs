@@ -1,11 +1,20 @@
 //! Optimizers behind candle's `Optimizer` trait, with PyTorch's update rules and state that can
 //! be saved to and restored from a checkpoint (candle-nn's keep theirs private).
+//!
+//! On CPU `f32` parameters the updates run in place through the kernels crate (one pass per
+//! updated tensor, no temporaries); elsewhere, or after `set_fused(false)`, they are chains of
+//! tensor ops. Both paths do the same f32 operations in the same order.
 
+use autoresearch_kernels::optim::{AdamStep, SgdStep};
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::Optimizer;
 
 use crate::config::OptimizerConfig;
+
+#[path = "optim_fused.rs"]
+mod fused;
+use fused::{fusable, Update};
 
 /// Hyper-parameters of [`Adam`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +41,7 @@ pub struct Adam {
     v: Vec<Var>,
     step_t: u64,
     params: AdamParams,
+    fused: bool,
 }
 
 impl Optimizer for Adam {
@@ -49,6 +59,7 @@ impl Optimizer for Adam {
             vars,
             step_t: 0,
             params,
+            fused: true,
         })
     }
 
@@ -58,9 +69,37 @@ impl Optimizer for Adam {
         let t = self.step_t as i32;
         let bias1 = 1.0 - p.beta1.powi(t);
         let bias2 = 1.0 - p.beta2.powi(t);
+        let decay = p.weight_decay != 0.0 && p.decoupled;
+        let constants = AdamStep {
+            beta1: p.beta1 as f32,
+            one_minus_beta1: (1.0 - p.beta1) as f32,
+            beta2: p.beta2 as f32,
+            one_minus_beta2: (1.0 - p.beta2) as f32,
+            l2: if p.decoupled {
+                0.0
+            } else {
+                p.weight_decay as f32
+            },
+            inv_bias1: (1.0 / bias1) as f32,
+            inv_bias2: (1.0 / bias2) as f32,
+            eps: p.eps as f32,
+            lr: p.lr as f32,
+            decay: if decay {
+                (1.0 - p.lr * p.weight_decay) as f32
+            } else {
+                1.0
+            },
+        };
         for ((var, m), v) in self.vars.iter().zip(&self.m).zip(&self.v) {
             let Some(g) = grads.get(var) else { continue };
             let theta = var.as_tensor();
+            if self.fused && fusable(&[theta, g, m.as_tensor(), v.as_tensor()]) {
+                let g = g.contiguous()?;
+                m.inplace_op3(&g, theta, &Update::AdamM(constants))?;
+                v.inplace_op3(&g, theta, &Update::AdamV(constants))?;
+                theta.inplace_op3(m, v, &Update::AdamP(constants))?;
+                continue;
+            }
             let g = if p.weight_decay != 0.0 && !p.decoupled {
                 (g + theta.affine(p.weight_decay, 0.0)?)?
             } else {
@@ -70,7 +109,7 @@ impl Optimizer for Adam {
             let v_next = ((v.as_tensor() * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
             let denom = ((&v_next / bias2)?.sqrt()? + p.eps)?;
             let update = ((&m_next / bias1)? / denom)?;
-            let decayed = if p.weight_decay != 0.0 && p.decoupled {
+            let decayed = if decay {
                 (theta * (1.0 - p.lr * p.weight_decay))?
             } else {
                 theta.clone()
@@ -113,6 +152,7 @@ pub struct Sgd {
     buffers: Vec<Option<Var>>,
     step_t: u64,
     params: SgdParams,
+    fused: bool,
 }
 
 impl Optimizer for Sgd {
@@ -127,15 +167,39 @@ impl Optimizer for Sgd {
             vars,
             step_t: 0,
             params,
+            fused: true,
         })
     }
 
     fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         self.step_t += 1;
         let p = self.params;
+        let constants = SgdStep {
+            lr: p.lr as f32,
+            momentum: p.momentum as f32,
+            one_minus_dampening: (1.0 - p.dampening) as f32,
+            l2: p.weight_decay as f32,
+            nesterov: p.nesterov,
+        };
         for (var, buffer) in self.vars.iter().zip(self.buffers.iter_mut()) {
             let Some(g) = grads.get(var) else { continue };
             let theta = var.as_tensor();
+            let buffer_ok = buffer.as_ref().is_none_or(|b| fusable(&[b.as_tensor()]));
+            if self.fused && buffer_ok && fusable(&[theta, g]) {
+                let g = g.contiguous()?;
+                if p.momentum == 0.0 {
+                    theta.inplace_op2(&g, &Update::SgdP(constants, false))?;
+                    continue;
+                }
+                let first = buffer.is_none();
+                let b = match buffer {
+                    Some(b) => b,
+                    None => buffer.insert(Var::zeros(theta.shape(), DType::F32, theta.device())?),
+                };
+                b.inplace_op3(&g, theta, &Update::SgdBuffer(constants, first))?;
+                theta.inplace_op3(&g, b, &Update::SgdP(constants, true))?;
+                continue;
+            }
             let mut d = if p.weight_decay != 0.0 {
                 (g + (theta * p.weight_decay)?)?
             } else {
@@ -241,6 +305,15 @@ impl AnyOptimizer {
         match self {
             AnyOptimizer::Adam(o) => o.step(grads),
             AnyOptimizer::Sgd(o) => o.step(grads),
+        }
+    }
+
+    /// Chooses the in-place CPU kernels (`true`, the default; used where parameters are CPU
+    /// `f32`) or the tensor-op reference path (`false`, e.g. for `kernels: plain`).
+    pub fn set_fused(&mut self, fused: bool) {
+        match self {
+            AnyOptimizer::Adam(o) => o.fused = fused,
+            AnyOptimizer::Sgd(o) => o.fused = fused,
         }
     }
 
@@ -414,6 +487,100 @@ mod tests {
             opt2.step(&(x2.as_tensor().sqr()?.sum_all()? * 0.5)?.backward()?)?;
         }
         assert_eq!(x2.as_tensor().to_vec1::<f32>()?, straight);
+        Ok(())
+    }
+
+    /// Parameters (two shapes, one bigger than a kernel worker's share) after `steps` updates of
+    /// `sum(a·x² + b·x + x³/10)` with the fused kernels on or off, plus the final state.
+    fn trajectory(
+        cfg: &OptimizerConfig,
+        fused: bool,
+        steps: usize,
+    ) -> candle_core::Result<(Vec<Vec<f32>>, OptimizerState)> {
+        let dev = Device::Cpu;
+        let wave =
+            |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| ((i as f32) * k).sin()).collect() };
+        let shapes = [(3usize, 5usize), (300, 257)];
+        let vars = shapes
+            .iter()
+            .map(|&(r, c)| Var::from_vec(wave(r * c, 0.37), (r, c), &dev))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut opt = AnyOptimizer::from_config(cfg, vars.clone())?;
+        opt.set_fused(fused);
+        for step in 0..steps {
+            let mut loss = Tensor::zeros((), DType::F32, &dev)?;
+            for (v, &(r, c)) in vars.iter().zip(&shapes) {
+                let a = Tensor::from_vec(wave(r * c, 0.11 + step as f32), (r, c), &dev)?;
+                let b = Tensor::from_vec(wave(r * c, 0.23), (r, c), &dev)?;
+                let x = v.as_tensor();
+                let term = ((x.sqr()? * a)? + (x * b)? + (x.powf(3.0)? * 0.1)?)?;
+                loss = (loss + term.sum_all()?)?;
+            }
+            opt.step(&loss.backward()?)?;
+        }
+        let values = vars
+            .iter()
+            .map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>())
+            .collect::<candle_core::Result<_>>()?;
+        Ok((values, opt.state()))
+    }
+
+    #[test]
+    fn fused_and_tensor_paths_agree() -> candle_core::Result<()> {
+        let adam = |lr, weight_decay, decoupled: bool| {
+            let betas = [0.9, 0.999];
+            if decoupled {
+                OptimizerConfig::Adamw {
+                    lr,
+                    betas,
+                    eps: 1e-8,
+                    weight_decay,
+                }
+            } else {
+                OptimizerConfig::Adam {
+                    lr,
+                    betas,
+                    eps: 1e-8,
+                    weight_decay,
+                }
+            }
+        };
+        let sgd = |momentum, dampening, nesterov, weight_decay| OptimizerConfig::Sgd {
+            lr: 0.01,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        };
+        let configs = [
+            adam(1e-2, 0.0, false),
+            adam(1e-2, 0.05, false),
+            adam(1e-2, 0.05, true),
+            sgd(0.0, 0.0, false, 0.0),
+            sgd(0.9, 0.1, false, 0.01),
+            sgd(0.9, 0.0, true, 0.01),
+        ];
+        for cfg in &configs {
+            let (fused, fused_state) = trajectory(cfg, true, 6)?;
+            let (plain, plain_state) = trajectory(cfg, false, 6)?;
+            for (f, p) in fused.iter().zip(&plain) {
+                for (a, b) in f.iter().zip(p) {
+                    assert!((a - b).abs() <= 1e-6, "{cfg:?}: {a} vs {b}");
+                }
+            }
+            assert_eq!(fused_state.step, plain_state.step);
+            for ((name, fs), (_, ps)) in fused_state.slots.iter().zip(&plain_state.slots) {
+                for (f, p) in fs.iter().zip(ps) {
+                    let (f, p) = match (f, p) {
+                        (Some(f), Some(p)) => (f, p),
+                        (None, None) => continue,
+                        _ => panic!("{cfg:?}: slot {name} exists on one path only"),
+                    };
+                    let diff = (f - p)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(diff <= 1e-6, "{cfg:?}: slot {name} differs by {diff}");
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -48,8 +48,11 @@ fn bad_input_gives_one_clear_error_and_non_zero_exit() {
     );
     fails_with(
         d,
-        &["train", "experiment=mnist_ffnn_adam", "model=rnn"],
-        &["unknown option `rnn` for config group `model`", "cnn, ffnn"],
+        &["train", "experiment=mnist_ffnn_adam", "model=transformer"],
+        &[
+            "unknown option `transformer` for config group `model`",
+            "cnn, ffnn, gru, hybrid_gru",
+        ],
     );
     fails_with(d, &["train", "epochs=2"], &["no experiment=NAME given"]);
     fails_with(

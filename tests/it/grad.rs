@@ -1,4 +1,4 @@
-use autoresearch::config::{Activation, CnnConfig, FfnnConfig, ModelConfig};
+use autoresearch::config::{Activation, CnnConfig, FfnnConfig, Kernels, ModelConfig};
 use autoresearch::nn::{Model, SeededVarMap};
 use candle_core::{DType, Device, Module, Tensor};
 
@@ -6,7 +6,14 @@ use candle_core::{DType, Device, Module, Tensor};
 fn worst_gradient_error(cfg: &ModelConfig, input: [usize; 3]) -> f64 {
     let dev = Device::Cpu;
     let vars = SeededVarMap::new(7);
-    let model = Model::from_config(cfg, input, 5, vars.var_builder(DType::F64, &dev)).unwrap();
+    let model = Model::from_config(
+        cfg,
+        input,
+        5,
+        Kernels::Plain,
+        vars.var_builder(DType::F64, &dev),
+    )
+    .unwrap();
     let [c, h, w] = input;
     let x = Tensor::from_vec(
         (0..3 * c * h * w)

@@ -6,6 +6,8 @@ mod cli;
 mod compose;
 mod data;
 mod grad;
+mod recurrent;
+mod snn;
 mod train;
 
 use std::path::PathBuf;

@@ -1,0 +1,385 @@
+//! The two sparse products of [`super`]: the gather (`x·wᵀ`, forward) and the scatter
+//! (`gᵀ·x`, weight gradient), each over rows of a [`SparseRows`].
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::SparseRows;
+use crate::par;
+
+/// `out = x·wᵀ (+ bias)` for row-major `w` (`[n, x.cols]`): `out[r, j] = Σ_k x[r, k]·w[j, k]`
+/// over the stored entries of row `r` in ascending `k` (`out` row-major `[x.rows, n]`); each
+/// output element is the same fixed-order sum for any number of threads.
+pub fn sparse_matmul(
+    x: &SparseRows,
+    w: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<(), String> {
+    if w.len() != x.cols * n || out.len() != x.rows * n || bias.is_some_and(|v| v.len() != n) {
+        return Err(format!(
+            "sparse matmul: {}x{} times the transpose of {} values (n = {n}) into {} values (bias {:?})",
+            x.rows,
+            x.cols,
+            w.len(),
+            out.len(),
+            bias.map(<[f32]>::len)
+        ));
+    }
+    if n == 0 || x.rows == 0 {
+        return Ok(());
+    }
+    let packed = Packed::new(w, x.cols, n);
+    // split rows so that workers get similar numbers of entries (plus one per row)
+    let work = |r: usize| x.offsets[r] + r;
+    let total = work(x.rows);
+    let parts = par::workers(total, 4096);
+    // first row whose preceding work reaches `i/parts` of the total
+    let split = |i: usize| {
+        let (mut lo, mut hi) = (0, x.rows);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if work(mid) * parts < total * i {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let mut bounds: Vec<usize> = (0..=parts).map(split).collect();
+    bounds[parts] = x.rows;
+    let run = |rows: Range<usize>, chunk: &mut [f32]| {
+        gather_rows(x, rows.start, rows.end, &packed, bias, chunk);
+    };
+    if parts <= 1 {
+        run(0..x.rows, out);
+        return Ok(());
+    }
+    rayon::scope(|s| {
+        let mut rest = out;
+        for w in bounds.windows(2) {
+            let (chunk, tail) = rest.split_at_mut((w[1] - w[0]) * n);
+            rest = tail;
+            let rows = w[0]..w[1];
+            let run = &run;
+            s.spawn(move |_| run(rows, chunk));
+        }
+    });
+    Ok(())
+}
+
+/// `wᵀ` (`[k, n]` for `w: [n, k]`) packed in column blocks of `width`: block `j` (columns
+/// `n0..n0 + w`, `n0 = j·width`) is a contiguous row-major `[k, w]` matrix at
+/// `data[start + k·n0..]`, its start aligned to a cache line, so that it stays in L2 (and in
+/// few pages) while rows gather from it.
+struct Packed {
+    data: Vec<f32>,
+    start: usize,
+    k: usize,
+    n: usize,
+    width: usize,
+}
+
+impl Packed {
+    fn new(wts: &[f32], k: usize, n: usize) -> Packed {
+        // 32 columns (4 AVX registers of accumulators; measured fastest) unless the `[k, width]`
+        // slice would not fit in about half of L2
+        let width = [32, 16]
+            .into_iter()
+            .find(|w| k * w * 4 <= 512 << 10)
+            .unwrap_or(8);
+        let mut data = vec![0.0f32; k * n + 16];
+        let start = data.as_ptr().align_offset(64).min(16);
+        let mut blocks = Vec::new();
+        let mut rest = &mut data[start..start + k * n];
+        let mut n0 = 0;
+        while n0 < n {
+            let w = width.min(n - n0);
+            let (blk, tail) = rest.split_at_mut(k * w);
+            blocks.push((n0, w, blk));
+            rest = tail;
+            n0 += w;
+        }
+        blocks.into_par_iter().for_each(|(n0, w, blk)| {
+            for (i, src) in wts[n0 * k..(n0 + w) * k].chunks_exact(k).enumerate() {
+                for (dst, &v) in blk[i..].iter_mut().step_by(w).zip(src) {
+                    *dst = v;
+                }
+            }
+        });
+        Packed {
+            data,
+            start,
+            k,
+            n,
+            width,
+        }
+    }
+
+    /// Block at column `n0`: `(w, ldb, values)` with row `i` of the block at
+    /// `values[i·ldb..i·ldb + w]` (here `ldb = w`).
+    fn block(&self, n0: usize) -> (usize, usize, &[f32]) {
+        let w = self.width.min(self.n - n0);
+        let at = self.start + self.k * n0;
+        (w, w, &self.data[at..at + self.k * w])
+    }
+}
+
+#[inline(always)]
+fn gather_rows_impl(
+    x: &SparseRows,
+    r0: usize,
+    r1: usize,
+    b: &Packed,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    if x.is_binary() {
+        gather_rows_generic::<true>(x, r0, r1, b, bias, out);
+    } else {
+        gather_rows_generic::<false>(x, r0, r1, b, bias, out);
+    }
+}
+
+dispatch!(
+    /// Rows `r0..r1` of [`sparse_matmul`] into `out` (their rows only).
+    fn gather_rows(x: &SparseRows, r0: usize, r1: usize, b: &Packed, bias: Option<&[f32]>, out: &mut [f32]) => gather_rows_impl
+);
+
+#[inline(always)]
+fn gather_rows_generic<const BIN: bool>(
+    x: &SparseRows,
+    r0: usize,
+    r1: usize,
+    b: &Packed,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = b.n;
+    if b.k != x.cols || out.len() < (r1 - r0) * n || r1 > x.rows {
+        debug_assert!(false, "gather_rows: inconsistent operands");
+        return;
+    }
+    let mut n0 = 0;
+    while n0 < n {
+        let (w, ldb, blk) = b.block(n0);
+        // what `block` relies on for its unchecked reads: row `k - 1` of the block is there
+        if x.cols > 0 && blk.len() < (x.cols - 1) * ldb + w {
+            debug_assert!(false, "gather_rows: block shorter than its rows");
+            return;
+        }
+        for r in r0..r1 {
+            let (idx, val) = x.row(r);
+            let dst = &mut out[(r - r0) * n + n0..(r - r0) * n + n0 + w];
+            span::<BIN>(idx, val, blk, ldb, dst);
+            if let Some(bias) = bias {
+                for (o, &c) in dst.iter_mut().zip(&bias[n0..n0 + w]) {
+                    *o += c;
+                }
+            }
+        }
+        n0 += w;
+    }
+}
+
+/// `dst[j] = Σ_i val[i]·blk[idx[i]·ldb + j]` for `j < dst.len()`, where row `k` of the block is
+/// `blk[k·ldb..k·ldb + dst.len()]` and every `idx[i]` is a row (as [`gather_rows_generic`]
+/// checks), widest pieces first.
+#[inline(always)]
+fn span<const BIN: bool>(idx: &[u32], val: &[f32], blk: &[f32], ldb: usize, dst: &mut [f32]) {
+    let w = dst.len();
+    let mut j = 0;
+    while w - j >= 32 {
+        block::<32, BIN>(idx, val, blk, ldb, j, &mut dst[j..j + 32]);
+        j += 32;
+    }
+    if w - j >= 16 {
+        block::<16, BIN>(idx, val, blk, ldb, j, &mut dst[j..j + 16]);
+        j += 16;
+    }
+    if w - j >= 8 {
+        block::<8, BIN>(idx, val, blk, ldb, j, &mut dst[j..j + 8]);
+        j += 8;
+    }
+    if j < w {
+        let mut acc = [0.0f32; 8];
+        for (i, &k) in idx.iter().enumerate() {
+            let src = &blk[k as usize * ldb + j..][..w - j];
+            let v = if BIN { 1.0 } else { val[i] };
+            for (a, &s) in acc.iter_mut().zip(src) {
+                *a += v * s;
+            }
+        }
+        dst[j..].copy_from_slice(&acc[..w - j]);
+    }
+}
+
+/// Columns `j..j + W` of [`span`], the accumulators in registers; entries in ascending order.
+/// With `BIN` every value is 1 and the multiply is skipped (`1·s == s`: the same sum).
+#[inline(always)]
+fn block<const W: usize, const BIN: bool>(
+    idx: &[u32],
+    val: &[f32],
+    blk: &[f32],
+    ldb: usize,
+    j: usize,
+    dst: &mut [f32],
+) {
+    let mut acc = [0.0f32; W];
+    let row = |k: u32| {
+        let at = k as usize * ldb + j;
+        debug_assert!(at + W <= blk.len());
+        // SAFETY: `k` is a row of the block (indices of a `SparseRows` are below its `cols`,
+        // the block's row count: `gather_rows_generic`), `j + W <= w` (`span`), and the block
+        // holds `(rows - 1)·ldb + w` values (checked in `gather_rows_generic`), so
+        // `at + W <= k·ldb + w <= blk.len()`.
+        unsafe { blk.get_unchecked(at..at + W) }
+    };
+    if BIN {
+        for &k in idx {
+            for (a, &s) in acc.iter_mut().zip(row(k)) {
+                *a += s;
+            }
+        }
+    } else {
+        for (&k, &v) in idx.iter().zip(val) {
+            for (a, &s) in acc.iter_mut().zip(row(k)) {
+                *a += v * s;
+            }
+        }
+    }
+    dst.copy_from_slice(&acc);
+}
+
+/// `dw = gᵀ·x` (`[n, x.cols]`) for row-major `g` (`[x.rows, n]`), and with `db` the column
+/// sums of `g` on the way: for each block of 32 output rows, every row of `g`'s slice is added
+/// to the block's columns picked by the row of `x` (rows in ascending order), in a
+/// `[x.cols, 32]` accumulator that stays in L2; workers own disjoint blocks.
+pub fn sparse_t_matmul(
+    x: &SparseRows,
+    g: &[f32],
+    n: usize,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<(), String> {
+    let k = x.cols;
+    if g.len() != x.rows * n || dw.len() != n * k || db.as_ref().is_some_and(|d| d.len() != n) {
+        return Err(format!(
+            "sparse t-matmul: ({}x{k})ᵀ·g with g {} values (n = {n}) into {} values (db {:?})",
+            x.rows,
+            g.len(),
+            dw.len(),
+            db.map(|d| d.len())
+        ));
+    }
+    if k == 0 || n == 0 {
+        if let Some(db) = db {
+            crate::spike::column_sums(g, n, db)?;
+        }
+        return Ok(());
+    }
+    const WB: usize = 32;
+    let db_chunks: Vec<Option<&mut [f32]>> = match db {
+        Some(d) => d.chunks_mut(WB).map(Some).collect(),
+        None => (0..n.div_ceil(WB)).map(|_| None).collect(),
+    };
+    /// `(first output row, its block of dw, its slice of db)`.
+    type Block<'a> = (usize, &'a mut [f32], Option<&'a mut [f32]>);
+    let mut blocks: Vec<Block<'_>> = dw
+        .chunks_mut(WB * k)
+        .zip(db_chunks)
+        .enumerate()
+        .map(|(i, (c, d))| (i * WB, c, d))
+        .collect();
+    let parts = par::ranges(blocks.len(), par::workers(x.nnz() * n, 1 << 20), 1);
+    let mut groups = Vec::new();
+    for r in parts.iter().rev() {
+        groups.push(blocks.split_off(r.start));
+    }
+    groups.into_par_iter().for_each(|group| {
+        let mut acc = vec![0.0f32; k * WB];
+        let mut spare = [0.0f32; WB];
+        for (n0, out, db) in group {
+            scatter_block(x, g, n, n0, &mut acc, out, db.unwrap_or(&mut spare));
+        }
+    });
+    Ok(())
+}
+
+#[inline(always)]
+fn scatter_block_impl(
+    x: &SparseRows,
+    g: &[f32],
+    n: usize,
+    n0: usize,
+    acc: &mut [f32],
+    out: &mut [f32],
+    db: &mut [f32],
+) {
+    const WB: usize = 32;
+    let k = x.cols;
+    let w = WB.min(n - n0);
+    acc.fill(0.0);
+    let mut sums = [0.0f32; WB];
+    if w == WB && acc.len() >= k * WB {
+        for r in 0..x.rows {
+            let mut seg = [0.0f32; WB];
+            seg.copy_from_slice(&g[r * n + n0..r * n + n0 + WB]);
+            for (t, &s) in sums.iter_mut().zip(&seg) {
+                *t += s;
+            }
+            let (idx, val) = x.row(r);
+            // SAFETY (both loops): `c < x.cols = k` (a `SparseRows` invariant) and
+            // `acc.len() >= k·WB` (checked above), so `c·WB + WB <= acc.len()`.
+            if x.is_binary() {
+                for &c in idx {
+                    let at = c as usize * WB;
+                    let a = unsafe { acc.get_unchecked_mut(at..at + WB) };
+                    for (a, &s) in a.iter_mut().zip(&seg) {
+                        *a += s;
+                    }
+                }
+            } else {
+                for (&c, &v) in idx.iter().zip(val) {
+                    let at = c as usize * WB;
+                    let a = unsafe { acc.get_unchecked_mut(at..at + WB) };
+                    for (a, &s) in a.iter_mut().zip(&seg) {
+                        *a += v * s;
+                    }
+                }
+            }
+        }
+    } else {
+        for r in 0..x.rows {
+            let seg = &g[r * n + n0..r * n + n0 + w];
+            for (t, &s) in sums.iter_mut().zip(seg) {
+                *t += s;
+            }
+            let (idx, val) = x.row(r);
+            for (e, &c) in idx.iter().enumerate() {
+                let v = val.get(e).copied().unwrap_or(1.0);
+                for (a, &s) in acc[c as usize * w..c as usize * w + w].iter_mut().zip(seg) {
+                    *a += v * s;
+                }
+            }
+        }
+    }
+    for (d, &t) in db.iter_mut().zip(&sums[..w]) {
+        *d = t;
+    }
+    // the block's rows of `dw`: out[i, c] = acc[c, i]
+    for (i, row) in out.chunks_exact_mut(k).enumerate().take(w) {
+        for (c, o) in row.iter_mut().enumerate() {
+            *o = acc[c * w + i];
+        }
+    }
+}
+
+dispatch!(
+    /// Output rows `n0..n0 + 32` of [`sparse_t_matmul`] into `out` (and the column sums into
+    /// `db`), with `acc` as scratch.
+    fn scatter_block(x: &SparseRows, g: &[f32], n: usize, n0: usize, acc: &mut [f32], out: &mut [f32], db: &mut [f32]) => scatter_block_impl
+);

@@ -1,0 +1,450 @@
+//! Throughput benchmark, protocol-for-protocol with the PyTorch/snnTorch reference script
+//! (`shared/bench/snntorch_baseline.py`): the same four models, batch 128, Adam 1e-3, a shuffled
+//! stream of full batches gathered from the in-memory training images, rate encoding inside the
+//! timed loop, `warmup` untimed batches, then `repeats` timings of `iters` batches (median).
+//! The JSON it writes uses the script's keys (`a` FFNN, `b` CNN, `c` SNN-FFNN, `d` SNN-CNN) so
+//! the two files compare directly; given the script's JSON it also writes the ratios.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Activation, CnnConfig, ConvOrder, DataConfig, DatasetName, EncoderConfig, FfnnConfig, Kernels,
+    LeakyConfig, ModelConfig, NeuronConfig, Normalize, OptimizerConfig, Readout, SnnCnnConfig,
+    SnnFfnnConfig, Surrogate,
+};
+use crate::data::{encode::batch_seed, load_splits, ImageSet};
+use crate::error::{Error, Result};
+use crate::nn::{Model, SeededVarMap};
+use crate::train::optim::AnyOptimizer;
+
+/// One of the reference script's models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BenchModel {
+    /// `a`: FFNN 784-256-128-10 ReLU.
+    Ffnn,
+    /// `b`: CNN 32c3-p2-64c3-p2-fc10.
+    Cnn,
+    /// `c`: SNN-FFNN 784-512-256-10, Leaky(β = 0.95, atan), T steps.
+    SnnFfnn,
+    /// `d`: SNN-CNN with the CNN's shapes, conv -> Leaky -> pool, T steps.
+    SnnCnn,
+}
+
+impl BenchModel {
+    /// The reference script's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            BenchModel::Ffnn => "a",
+            BenchModel::Cnn => "b",
+            BenchModel::SnnFfnn => "c",
+            BenchModel::SnnCnn => "d",
+        }
+    }
+
+    /// Parses a key (`a`..`d`) or a name (`ffnn`, `cnn`, `snn_ffnn`, `snn_cnn`).
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text.trim() {
+            "a" | "ffnn" => BenchModel::Ffnn,
+            "b" | "cnn" => BenchModel::Cnn,
+            "c" | "snn_ffnn" => BenchModel::SnnFfnn,
+            "d" | "snn_cnn" => BenchModel::SnnCnn,
+            other => {
+                return Err(Error::invalid(
+                    "bench model",
+                    format!("`{other}` is not one of a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn"),
+                ))
+            }
+        })
+    }
+
+    /// The model's config, as the reference script builds it.
+    pub fn config(self, steps: usize) -> ModelConfig {
+        let neuron = NeuronConfig::Leaky(LeakyConfig {
+            beta: 0.95,
+            surrogate: Surrogate::default(),
+            ..LeakyConfig::default()
+        });
+        let encoder = EncoderConfig::Rate { steps, gain: 1.0 };
+        match self {
+            BenchModel::Ffnn => ModelConfig::Ffnn(FfnnConfig {
+                hidden: vec![256, 128],
+                activation: Activation::Relu,
+            }),
+            BenchModel::Cnn => ModelConfig::Cnn(CnnConfig {
+                channels: vec![32, 64],
+                kernel_size: 3,
+                padding: 0,
+                pool: 2,
+                fc_hidden: vec![],
+                activation: Activation::Relu,
+            }),
+            BenchModel::SnnFfnn => ModelConfig::SnnFfnn(SnnFfnnConfig {
+                hidden: vec![512, 256],
+                neuron,
+                encoder,
+                readout: Readout::SpikeCountCe,
+            }),
+            BenchModel::SnnCnn => ModelConfig::SnnCnn(SnnCnnConfig {
+                channels: vec![32, 64],
+                kernel_size: 3,
+                padding: 0,
+                pool: 2,
+                order: ConvOrder::ConvLifPool,
+                fc_hidden: vec![],
+                neuron,
+                encoder,
+                readout: Readout::SpikeCountCe,
+            }),
+        }
+    }
+}
+
+/// What to measure and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchOptions {
+    /// Models timed for training (forward, backward, Adam step).
+    #[serde(serialize_with = "keys")]
+    pub train: Vec<BenchModel>,
+    /// Models timed for inference (forward only, no graph).
+    #[serde(serialize_with = "keys")]
+    pub infer: Vec<BenchModel>,
+    /// Batch size.
+    pub batch: usize,
+    /// Untimed batches before the timings.
+    pub warmup: usize,
+    /// Batches per timing.
+    pub iters: usize,
+    /// Timings per model (the median is reported).
+    pub repeats: usize,
+    /// Time steps of the spiking models.
+    pub steps: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Seed of initialisation, shuffling and encoding.
+    pub seed: u64,
+    /// Fused kernels or plain tensor ops.
+    pub kernels: Kernels,
+}
+
+fn keys<S: serde::Serializer>(models: &[BenchModel], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(models.iter().map(|m| m.key()))
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        use BenchModel::*;
+        BenchOptions {
+            train: vec![Ffnn, Cnn, SnnFfnn, SnnCnn],
+            infer: vec![Ffnn, SnnFfnn],
+            batch: 128,
+            warmup: 20,
+            iters: 100,
+            repeats: 3,
+            steps: 25,
+            lr: 1e-3,
+            seed: 0,
+            kernels: Kernels::Fused,
+        }
+    }
+}
+
+/// Samples per second of one model in one mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Median over the repeats.
+    pub median: f64,
+    /// Slowest repeat.
+    pub min: f64,
+    /// Fastest repeat.
+    pub max: f64,
+    /// Every repeat.
+    pub runs: Vec<f64>,
+    /// Milliseconds per batch at the median.
+    pub ms_per_batch: f64,
+}
+
+/// The machine and build a result was measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchEnv {
+    /// CPU model name.
+    pub cpu: String,
+    /// Worker threads of the tensor and kernel thread pool.
+    pub threads: usize,
+    /// `release` or `debug` build of this binary.
+    pub profile: &'static str,
+    /// autoresearch version.
+    pub version: &'static str,
+    /// Load average when the benchmark started.
+    pub loadavg_at_start: Option<String>,
+}
+
+/// Everything one benchmark run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Machine and build.
+    pub env: BenchEnv,
+    /// The options used.
+    pub args: BenchOptions,
+    /// Training throughput by model key.
+    pub train: BTreeMap<String, Rates>,
+    /// Inference throughput by model key.
+    pub infer: BTreeMap<String, Rates>,
+    /// Cost of the rate encoding alone, per batch (included in every spiking number).
+    pub rate_encode_ms_per_batch: f64,
+    /// Our median divided by the baseline's, by mode and model key (when a baseline was given).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ratios: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// The parts of the reference script's JSON that are compared.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Baseline {
+    /// Training throughput by model key.
+    #[serde(default)]
+    pub train: BTreeMap<String, Rates>,
+    /// Inference throughput by model key.
+    #[serde(default)]
+    pub infer: BTreeMap<String, Rates>,
+}
+
+impl Baseline {
+    /// Reads the JSON written by `snntorch_baseline.py --json`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(Error::io("reading baseline", path))?;
+        serde_json::from_str(&text).map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            message: format!("not a baseline JSON of snntorch_baseline.py ({e})"),
+        })
+    }
+}
+
+impl BenchResult {
+    /// Fills [`BenchResult::ratios`] with ours / baseline for every model both measured.
+    pub fn compare(&mut self, baseline: &Baseline) {
+        for (mode, ours, theirs) in [
+            ("train", &self.train, &baseline.train),
+            ("infer", &self.infer, &baseline.infer),
+        ] {
+            let ratios: BTreeMap<String, f64> = ours
+                .iter()
+                .filter_map(|(k, r)| theirs.get(k).map(|b| (k.clone(), r.median / b.median)))
+                .collect();
+            if !ratios.is_empty() {
+                self.ratios.insert(mode.to_string(), ratios);
+            }
+        }
+    }
+}
+
+/// A shuffled stream of full batches over `set`, reshuffled every pass (like the script's).
+struct BatchStream<'a> {
+    set: &'a ImageSet,
+    batch: usize,
+    seed: u64,
+    pass: usize,
+    order: Vec<usize>,
+    next: usize,
+}
+
+impl<'a> BatchStream<'a> {
+    fn new(set: &'a ImageSet, batch: usize, seed: u64) -> Self {
+        BatchStream {
+            set,
+            batch,
+            seed,
+            pass: 0,
+            order: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn next_batch(&mut self, device: &Device) -> Result<(Tensor, Tensor)> {
+        if self.next + self.batch > self.order.len() {
+            self.order = crate::data::epoch_permutation(self.set.len(), self.seed, self.pass);
+            self.pass += 1;
+            self.next = 0;
+        }
+        let idx = &self.order[self.next..self.next + self.batch];
+        self.next += self.batch;
+        self.set.batch(idx, device)
+    }
+}
+
+/// Times `step` as the script does: `warmup` calls, then `repeats` x `iters` timed calls.
+fn time_rates(opts: &BenchOptions, mut step: impl FnMut(usize) -> Result<()>) -> Result<Rates> {
+    let mut call = 0;
+    for _ in 0..opts.warmup {
+        step(call)?;
+        call += 1;
+    }
+    let mut runs = Vec::with_capacity(opts.repeats);
+    for _ in 0..opts.repeats.max(1) {
+        let started = Instant::now();
+        for _ in 0..opts.iters.max(1) {
+            step(call)?;
+            call += 1;
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-12);
+        runs.push((opts.iters.max(1) * opts.batch) as f64 / seconds);
+    }
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    Ok(Rates {
+        median,
+        min: sorted[0],
+        max: sorted[sorted.len() - 1],
+        ms_per_batch: 1000.0 * opts.batch as f64 / median,
+        runs,
+    })
+}
+
+fn build(
+    which: BenchModel,
+    opts: &BenchOptions,
+    set: &ImageSet,
+    device: &Device,
+) -> Result<(Model, SeededVarMap)> {
+    let vars = SeededVarMap::new(opts.seed);
+    let model = Model::from_config(
+        &which.config(opts.steps),
+        set.shape,
+        set.classes,
+        opts.kernels,
+        vars.var_builder(DType::F32, device),
+    )?;
+    Ok((model, vars))
+}
+
+fn bench_train(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result<Rates> {
+    let device = Device::Cpu;
+    let (model, vars) = build(which, opts, set, &device)?;
+    let params = vars.named_vars()?.into_iter().map(|(_, v)| v).collect();
+    let mut optimizer = AnyOptimizer::from_config(
+        &OptimizerConfig::Adam {
+            lr: opts.lr,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.0,
+        },
+        params,
+    )?;
+    optimizer.set_fused(opts.kernels == Kernels::Fused);
+    let mut stream = BatchStream::new(set, opts.batch, opts.seed);
+    time_rates(opts, |call| {
+        let (x, y) = stream.next_batch(&device)?;
+        let input = model.encode(&x, batch_seed(opts.seed, 0, call))?;
+        let loss = model.loss(&model.forward(&input)?, &y)?;
+        optimizer.step(&loss.backward()?)?;
+        Ok(())
+    })
+}
+
+fn bench_infer(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result<Rates> {
+    let device = Device::Cpu;
+    let (_, vars) = build(which, opts, set, &device)?;
+    // Rebuild over detached copies of the parameters so no autograd graph is recorded.
+    let frozen = vars
+        .named_vars()?
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().detach()))
+        .collect();
+    let model = Model::from_config(
+        &which.config(opts.steps),
+        set.shape,
+        set.classes,
+        opts.kernels,
+        VarBuilder::from_tensors(frozen, DType::F32, &device),
+    )?;
+    let mut stream = BatchStream::new(set, opts.batch, opts.seed + 1);
+    time_rates(opts, |call| {
+        let (x, _) = stream.next_batch(&device)?;
+        let input = model.encode(&x, batch_seed(opts.seed, 1, call))?;
+        model.forward(&input)?;
+        Ok(())
+    })
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// Runs the benchmark on the MNIST training images found like a run's (`data_root` first).
+pub fn run(opts: &BenchOptions, data_root: Option<&Path>) -> Result<BenchResult> {
+    let env = BenchEnv {
+        cpu: cpu_name(),
+        threads: candle_core::utils::get_num_threads(),
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        version: env!("CARGO_PKG_VERSION"),
+        loadavg_at_start: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|s| s.trim().to_string()),
+    };
+    let data = DataConfig {
+        name: DatasetName::Mnist,
+        root: data_root.map(Path::to_path_buf),
+        val_fraction: 1.0 / 60_000.0,
+        split_seed: None,
+        limit: None,
+        test_limit: Some(1),
+        normalize: Normalize::None,
+        mirrors: Vec::new(),
+    };
+    let set = load_splits(&data, opts.seed)?.train;
+    let encode_cost = {
+        let stream_opts = BenchOptions {
+            warmup: 5,
+            iters: 50,
+            repeats: 1,
+            ..opts.clone()
+        };
+        let mut stream = BatchStream::new(&set, opts.batch, opts.seed);
+        let (x, _) = stream.next_batch(&Device::Cpu)?;
+        let encoder = EncoderConfig::Rate {
+            steps: opts.steps,
+            gain: 1.0,
+        };
+        let rates = time_rates(&stream_opts, |call| {
+            encoder.encode(&x, call as u64)?;
+            Ok(())
+        })?;
+        rates.ms_per_batch
+    };
+    let mut result = BenchResult {
+        env,
+        args: opts.clone(),
+        train: BTreeMap::new(),
+        infer: BTreeMap::new(),
+        rate_encode_ms_per_batch: encode_cost,
+        ratios: BTreeMap::new(),
+    };
+    for &m in &opts.train {
+        result
+            .train
+            .insert(m.key().to_string(), bench_train(m, opts, &set)?);
+    }
+    for &m in &opts.infer {
+        result
+            .infer
+            .insert(m.key().to_string(), bench_infer(m, opts, &set)?);
+    }
+    Ok(result)
+}

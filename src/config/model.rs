@@ -1,0 +1,273 @@
+//! Typed model configs: one struct per network `kind`, every choice a serde enum.
+
+use serde::{Deserialize, Serialize};
+
+use super::spiking::{
+    EncoderConfig, LeakyConfig, NeuronConfig, Readout, Recurrence, SlstmNeuronConfig,
+};
+
+/// Network architecture, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// Fully connected network.
+    Ffnn(FfnnConfig),
+    /// Convolutional network: conv-activation-maxpool blocks, then fully connected layers.
+    Cnn(CnnConfig),
+    /// Spiking fully connected network: `[Linear -> Leaky]*` over the encoder's time steps.
+    SnnFfnn(SnnFfnnConfig),
+    /// Spiking convolutional network: a Leaky layer after each conv and each fc layer.
+    SnnCnn(SnnCnnConfig),
+    /// Recurrent spiking network (RLeaky layers), e.g. over the rows of an image.
+    Srnn(SrnnConfig),
+    /// Spiking LSTM (SLSTM layers), e.g. over the rows of an image.
+    Slstm(SlstmConfig),
+    /// A Leaky spiking encoder whose windowed spike counts drive a non-spiking RNN.
+    Hybrid(HybridConfig),
+    /// Non-spiking RNN / LSTM / GRU over a sequence (row-wise sequential MNIST).
+    Rnn(RnnConfig),
+}
+
+impl ModelConfig {
+    /// The model kind as written in configs and `metrics.json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Ffnn(_) => "ffnn",
+            ModelConfig::Cnn(_) => "cnn",
+            ModelConfig::SnnFfnn(_) => "snn_ffnn",
+            ModelConfig::SnnCnn(_) => "snn_cnn",
+            ModelConfig::Srnn(_) => "srnn",
+            ModelConfig::Slstm(_) => "slstm",
+            ModelConfig::Hybrid(_) => "hybrid",
+            ModelConfig::Rnn(_) => "rnn",
+        }
+    }
+
+    /// How images become the network's input; `None` for models that take images as they are.
+    pub fn encoder(&self) -> Option<&EncoderConfig> {
+        match self {
+            ModelConfig::Ffnn(_) | ModelConfig::Cnn(_) => None,
+            ModelConfig::SnnFfnn(c) => Some(&c.encoder),
+            ModelConfig::SnnCnn(c) => Some(&c.encoder),
+            ModelConfig::Srnn(c) => Some(&c.encoder),
+            ModelConfig::Slstm(c) => Some(&c.encoder),
+            ModelConfig::Hybrid(c) => Some(&c.encoder),
+            ModelConfig::Rnn(c) => Some(&c.encoder),
+        }
+    }
+}
+
+/// Fully connected network: input -> hidden... -> classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FfnnConfig {
+    /// Width of each hidden layer.
+    pub hidden: Vec<usize>,
+    /// Non-linearity after each hidden layer.
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+/// Convolutional network: `[conv(k) -> act -> maxpool(p)]* -> flatten -> fc* -> classes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnConfig {
+    /// Output channels of each conv block.
+    pub channels: Vec<usize>,
+    /// Square kernel size of every conv.
+    #[serde(default = "default_kernel_size")]
+    pub kernel_size: usize,
+    /// Zero padding of every conv.
+    #[serde(default)]
+    pub padding: usize,
+    /// Max-pool window (and stride) after every conv; 1 disables pooling.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// Hidden fully connected layers between the conv stack and the classifier.
+    #[serde(default)]
+    pub fc_hidden: Vec<usize>,
+    /// Non-linearity after each conv and hidden fc layer.
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+fn default_kernel_size() -> usize {
+    3
+}
+fn default_pool() -> usize {
+    2
+}
+
+/// Element-wise non-linearity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// max(0, x).
+    #[default]
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Gaussian error linear unit (tanh approximation).
+    Gelu,
+}
+
+/// Spiking fully connected network: `encoder -> [Linear -> Leaky]* -> Linear -> Leaky -> readout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnnFfnnConfig {
+    /// Width of each hidden spiking layer (784-512-256-10 in the reference).
+    pub hidden: Vec<usize>,
+    /// The spiking neuron of every layer, output layer included.
+    #[serde(default)]
+    pub neuron: NeuronConfig,
+    /// How images become spike trains (and how many time steps there are).
+    pub encoder: EncoderConfig,
+    /// How the output layer's activity becomes class scores and a loss.
+    #[serde(default)]
+    pub readout: Readout,
+}
+
+/// Where the Leaky layer of a conv block sits relative to its pooling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvOrder {
+    /// conv -> Leaky -> maxpool (the Leaky layer replaces the ANN's ReLU; pools spikes).
+    #[default]
+    ConvLifPool,
+    /// conv -> maxpool -> Leaky (snnTorch tutorial order; pools currents).
+    ConvPoolLif,
+}
+
+/// Spiking CNN: `[conv -> Leaky -> pool]* -> flatten -> [fc -> Leaky]* -> fc -> Leaky -> readout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnnCnnConfig {
+    /// Output channels of each conv block.
+    pub channels: Vec<usize>,
+    /// Square kernel size of every conv.
+    #[serde(default = "default_kernel_size")]
+    pub kernel_size: usize,
+    /// Zero padding of every conv.
+    #[serde(default)]
+    pub padding: usize,
+    /// Max-pool window (and stride) of every conv block; 1 disables pooling.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// Order of conv, Leaky and pooling inside a block.
+    #[serde(default)]
+    pub order: ConvOrder,
+    /// Hidden spiking fully connected layers before the output layer.
+    #[serde(default)]
+    pub fc_hidden: Vec<usize>,
+    /// The spiking neuron of every layer.
+    #[serde(default)]
+    pub neuron: NeuronConfig,
+    /// How images become spike trains.
+    pub encoder: EncoderConfig,
+    /// How the output layer's activity becomes class scores and a loss.
+    #[serde(default)]
+    pub readout: Readout,
+}
+
+/// Recurrent spiking network: `encoder -> [Linear -> RLeaky]* -> Linear -> Leaky -> readout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrnnConfig {
+    /// Width of each recurrent spiking layer.
+    pub hidden: Vec<usize>,
+    /// The LIF dynamics of every layer (the output layer is a plain Leaky layer).
+    #[serde(default)]
+    pub neuron: LeakyConfig,
+    /// How each recurrent layer feeds its spikes back to itself.
+    #[serde(default)]
+    pub recurrence: Recurrence,
+    /// How images become sequences (row-wise for sequential MNIST).
+    pub encoder: EncoderConfig,
+    /// How the output layer's activity becomes class scores and a loss.
+    #[serde(default)]
+    pub readout: Readout,
+}
+
+/// Spiking LSTM network: `encoder -> [SLSTM]* -> Linear -> Leaky -> readout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlstmConfig {
+    /// Width of each SLSTM layer.
+    pub hidden: Vec<usize>,
+    /// Threshold, reset and surrogate of the SLSTM cells.
+    #[serde(default)]
+    pub cell: SlstmNeuronConfig,
+    /// The LIF neuron of the output layer.
+    #[serde(default)]
+    pub neuron: LeakyConfig,
+    /// How images become sequences.
+    pub encoder: EncoderConfig,
+    /// How the output layer's activity becomes class scores and a loss.
+    #[serde(default)]
+    pub readout: Readout,
+}
+
+/// A recurrent cell type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellKind {
+    /// Elman RNN with tanh.
+    Rnn,
+    /// Long short-term memory (PyTorch gate order i, f, g, o).
+    #[default]
+    Lstm,
+    /// Gated recurrent unit (PyTorch gate order r, z, n).
+    Gru,
+}
+
+/// A stack of non-spiking recurrent layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecurrentStack {
+    /// Cell type.
+    pub cell: CellKind,
+    /// Hidden size of every layer.
+    pub hidden: usize,
+    /// Number of stacked layers.
+    #[serde(default = "default_layers")]
+    pub layers: usize,
+}
+
+fn default_layers() -> usize {
+    1
+}
+
+/// Non-spiking sequence classifier: `encoder (rows) -> RNN stack -> Linear(last hidden) -> logits`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RnnConfig {
+    /// The recurrent layers.
+    #[serde(flatten)]
+    pub stack: RecurrentStack,
+    /// How images become sequences (`rows` for sequential MNIST).
+    pub encoder: EncoderConfig,
+}
+
+/// Hybrid: `encoder -> Linear -> Leaky -> spike counts per window -> RNN stack -> Linear -> logits`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridConfig {
+    /// Width of the spiking encoder layer.
+    pub spiking_hidden: usize,
+    /// The LIF neuron of the spiking encoder layer.
+    #[serde(default)]
+    pub neuron: LeakyConfig,
+    /// Spikes are summed over windows of this many time steps; each window is one RNN step.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// The recurrent layers reading the spike counts.
+    pub rnn: RecurrentStack,
+    /// How images become spike trains.
+    pub encoder: EncoderConfig,
+}
+
+fn default_window() -> usize {
+    1
+}

@@ -1,0 +1,190 @@
+//! A spiking conv block (convolution -> Leaky -> max pooling over all time steps) as one op,
+//! so the full-size current, membrane and spike tensors of the block never exist.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use autoresearch_kernels::conv::ConvDims;
+use autoresearch_kernels::spike_conv::{BlockGrads, ConvLifPool};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::lif::LifSpec;
+use super::linear::{check_cpu_f32, keep_freed_memory, kernel_err, read, slice, tensor};
+
+const OP: &str = "fused conv-lif-pool";
+
+/// The fixed choices of a spiking conv block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvLifPoolSpec {
+    /// Zero padding of the convolution (stride 1).
+    pub padding: usize,
+    /// Side of the non-overlapping max-pool window (1: none).
+    pub pool: usize,
+    /// Decay β of the Leaky neurons (clamped to [0, 1]).
+    pub beta: f32,
+    /// Threshold θ.
+    pub threshold: f32,
+    /// Reset and surrogate (`output` is ignored: the block returns spikes).
+    pub lif: LifSpec,
+}
+
+/// The block's pooled spikes and the spike count before pooling.
+#[derive(Debug, Clone)]
+pub struct ConvLifPoolOutput {
+    /// Pooled spikes `[T, B, O, OH/p, OW/p]`, differentiable.
+    pub spikes: Tensor,
+    /// Number of spikes of the Leaky layer (before pooling).
+    pub fired: u64,
+    /// Number of neuron-steps of the Leaky layer `T·B·O·OH·OW`.
+    pub neuron_steps: usize,
+}
+
+struct Op {
+    spec: ConvLifPoolSpec,
+    steps: usize,
+    dims: ConvDims,
+    fired: Arc<AtomicU64>,
+}
+
+impl Op {
+    fn block<'a>(&self, x: &'a [f32], w: &'a [f32], b: &'a [f32]) -> ConvLifPool<'a> {
+        ConvLifPool {
+            x,
+            steps: self.steps,
+            conv: self.dims,
+            w,
+            bias: Some(b),
+            pool: self.spec.pool,
+            beta: self.spec.beta,
+            threshold: self.spec.threshold,
+            reset: self.spec.lif.reset(),
+        }
+    }
+}
+
+impl CustomOp3 for Op {
+    fn name(&self) -> &'static str {
+        "fused-conv-lif-pool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let blk = self.block(slice(s1, l1, OP)?, slice(s2, l2, OP)?, slice(s3, l3, OP)?);
+        let (o, ph, pw) = blk.pooled_dims().map_err(kernel_err)?;
+        let (t, b) = (self.steps, self.dims.batch);
+        let mut out = vec![0.0f32; t * b * o * ph * pw];
+        let fired = blk.forward(&mut out).map_err(kernel_err)?;
+        self.fired.store(fired, Ordering::Relaxed);
+        Ok((CpuStorage::F32(out), Shape::from((t, b, o, ph, pw))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let op = "fused conv-lif-pool backward";
+        let mut dx = x.track_op().then(|| vec![0.0f32; x.elem_count()]);
+        let mut dw = vec![0.0f32; w.elem_count()];
+        let mut db = b.track_op().then(|| vec![0.0f32; b.elem_count()]);
+        read(grad, op, |g| {
+            read(x, op, |xs| {
+                read(w, op, |ws| {
+                    read(b, op, |bs| {
+                        let grads = BlockGrads {
+                            dx: dx.as_deref_mut(),
+                            dw: &mut dw,
+                            db: db.as_deref_mut(),
+                        };
+                        self.block(xs, ws, bs)
+                            .backward(self.spec.lif.surrogate(), g, grads)
+                            .map_err(kernel_err)
+                    })
+                })
+            })
+        })?;
+        Ok((
+            dx.map(|v| tensor(v, x.shape())).transpose()?,
+            w.track_op().then(|| tensor(dw, w.shape())).transpose()?,
+            db.map(|v| tensor(v, b.shape())).transpose()?,
+        ))
+    }
+}
+
+/// Runs a spiking conv block over all time steps from a zero membrane: `I = conv(x, w) + b`
+/// per frame, the Leaky scan of [`super::lif`] with scalar β and θ, then `pool x pool` max
+/// pooling of the spikes (gradient to each window's first maximum, like
+/// [`crate::nn::pool::max_pool2d`]). The backward pass recomputes the block sample by sample.
+///
+/// # Shapes
+/// `x`: `[T, B, C, H, W]`, `w`: `[O, C, k, k]`, `b`: `[O]` -> spikes `[T, B, O, OH/p, OW/p]`
+/// with `OH = H + 2·padding - k + 1` (likewise `OW`).
+pub fn conv_lif_pool(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    spec: ConvLifPoolSpec,
+) -> Result<ConvLifPoolOutput> {
+    keep_freed_memory();
+    check_cpu_f32(x, OP, "x")?;
+    check_cpu_f32(w, OP, "w")?;
+    let (&[steps, batch, channels, height, width], &[out_channels, wc, kh, kw]) =
+        (x.dims(), w.dims())
+    else {
+        bail!(
+            "{OP}: x {:?} must be [T, B, C, H, W] and w {:?} [O, C, k, k]",
+            x.dims(),
+            w.dims()
+        );
+    };
+    if wc != channels || kh != kw {
+        bail!(
+            "{OP}: weight {:?} does not fit input {:?}",
+            w.dims(),
+            x.dims()
+        );
+    }
+    let dims = ConvDims {
+        batch,
+        channels,
+        height,
+        width,
+        out_channels,
+        kernel: kh,
+        padding: spec.padding,
+    };
+    let (oh, ow) = dims.out_hw().map_err(kernel_err)?;
+    let bias = match b {
+        Some(b) => {
+            check_cpu_f32(b, OP, "b")?;
+            if b.dims() != [out_channels] {
+                bail!("{OP}: bias {:?} for weight {:?}", b.dims(), w.dims());
+            }
+            b.contiguous()?
+        }
+        None => Tensor::zeros(out_channels, w.dtype(), w.device())?,
+    };
+    let fired = Arc::new(AtomicU64::new(0));
+    let op = Op {
+        spec,
+        steps,
+        dims,
+        fired: fired.clone(),
+    };
+    let spikes = x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)?;
+    Ok(ConvLifPoolOutput {
+        spikes,
+        fired: fired.load(Ordering::Relaxed),
+        neuron_steps: steps * batch * out_channels * oh * ow,
+    })
+}

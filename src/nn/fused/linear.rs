@@ -1,0 +1,334 @@
+//! Dense linear layer with bias and ReLU fused into the matmul's output pass.
+//!
+//! Also holds the helpers the other fused ANN ops share: slices of CPU tensors, kernel errors as
+//! candle errors, and the allocator set-up.
+
+use autoresearch_kernels::linear::{linear_backward, linear_forward, LinearDims};
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
+};
+
+/// Keeps freed heap memory for reuse (see [`crate::alloc::keep_freed_memory`]); every fused op
+/// calls it so a notebook that never went through the CLI gets the same allocator behaviour.
+pub(super) fn keep_freed_memory() {
+    crate::alloc::keep_freed_memory();
+}
+
+/// A kernel's error message as a candle error.
+pub(super) fn kernel_err(e: String) -> candle_core::Error {
+    candle_core::Error::Msg(e)
+}
+
+/// The `f32` values of a contiguous CPU storage.
+pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => bail!(
+            "{op}: needs a contiguous tensor, got shape {:?} with strides {:?}",
+            l.dims(),
+            l.stride()
+        ),
+    }
+}
+
+/// Runs `f` on the `f32` values of `t` (made contiguous first), on the CPU.
+pub(super) fn read<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(s) => f(slice(s, layout, op)?),
+        _ => bail!(
+            "{op}: runs on CPU tensors only, got {:?}",
+            t.device().location()
+        ),
+    }
+}
+
+/// A CPU `f32` tensor of `shape` holding `values`.
+pub(super) fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
+    Tensor::from_vec(values, shape.into(), &Device::Cpu)
+}
+
+/// Checks that `t` is a CPU `f32` tensor (the fused ops run nowhere else).
+pub(super) fn check_cpu_f32(t: &Tensor, op: &str, name: &str) -> Result<()> {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
+        bail!(
+            "{op}: `{name}` must be a CPU f32 tensor, got {:?} on {:?}",
+            t.dtype(),
+            t.device().location()
+        );
+    }
+    Ok(())
+}
+
+/// The fused linear op; `relu` says whether ReLU follows the affine map.
+struct Linear {
+    relu: bool,
+}
+
+impl Linear {
+    fn dims(&self, x: &Layout, w: &Layout) -> Result<LinearDims> {
+        let (rows, inputs) = x.shape().dims2()?;
+        let (outputs, w_inputs) = w.shape().dims2()?;
+        if w_inputs != inputs {
+            bail!(
+                "fused linear: x {:?} and w {:?} disagree on the inputs",
+                x.dims(),
+                w.dims()
+            );
+        }
+        Ok(LinearDims {
+            rows,
+            inputs,
+            outputs,
+        })
+    }
+
+    fn fwd(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims(x.1, w.1)?;
+        let bias = b.map(|(s, l)| slice(s, l, "fused linear")).transpose()?;
+        let mut out = vec![0.0f32; d.rows * d.outputs];
+        linear_forward(
+            slice(x.0, x.1, "fused linear")?,
+            slice(w.0, w.1, "fused linear")?,
+            bias,
+            self.relu,
+            d,
+            &mut out,
+        )
+        .map_err(kernel_err)?;
+        Ok((CpuStorage::F32(out), Shape::from((d.rows, d.outputs))))
+    }
+
+    /// `(dx if x needs it, dw, db if asked)`.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        with_bias: bool,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        let d = self.dims(x.layout(), w.layout())?;
+        let mut dx = x.track_op().then(|| vec![0.0f32; d.rows * d.inputs]);
+        let mut dw = vec![0.0f32; d.outputs * d.inputs];
+        let mut db = with_bias.then(|| vec![0.0f32; d.outputs]);
+        let op = "fused linear backward";
+        read(grad, op, |g| {
+            read(x, op, |xs| {
+                read(w, op, |ws| {
+                    read(res, op, |y| {
+                        linear_backward(
+                            g,
+                            self.relu.then_some(y),
+                            xs,
+                            ws,
+                            d,
+                            dx.as_deref_mut(),
+                            &mut dw,
+                            db.as_deref_mut(),
+                        )
+                        .map_err(kernel_err)
+                    })
+                })
+            })
+        })?;
+        Ok((
+            dx.map(|v| tensor(v, (d.rows, d.inputs))).transpose()?,
+            tensor(dw, (d.outputs, d.inputs))?,
+            db.map(|v| tensor(v, d.outputs)).transpose()?,
+        ))
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = Linear::bwd(self, x, w, false, res, grad)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = Linear::bwd(self, x, w, true, res, grad)?;
+        Ok((dx, Some(dw), db))
+    }
+}
+
+/// `x·wᵀ + b`, followed by ReLU when `relu`; the backward pass masks the gradient by the output
+/// (`y > 0`, PyTorch's rule) and computes `dx` only when `x` needs a gradient.
+///
+/// # Shapes
+/// `x`: `[R, K]`, `w`: `[N, K]`, `b`: `[N]` -> `[R, N]`.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    keep_freed_memory();
+    let op = "fused linear";
+    check_cpu_f32(x, op, "x")?;
+    check_cpu_f32(w, op, "w")?;
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match b {
+        Some(b) => {
+            check_cpu_f32(b, op, "b")?;
+            let n = w.dims().first().copied().unwrap_or(0);
+            if b.dims() != [n] {
+                bail!(
+                    "fused linear: bias {:?} for weight {:?}",
+                    b.dims(),
+                    w.dims()
+                );
+            }
+            x.apply_op3(&w, &b.contiguous()?, Linear { relu })
+        }
+        None => x.apply_op2(&w, Linear { relu }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n as u64)
+            .map(|i| {
+                let z = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+                ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Largest |a - b| / (1 + |b|).
+    fn rel(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn forward_and_gradients_match_plain_candle() {
+        for (r, k, n) in [(1, 1, 1), (5, 7, 3), (130, 97, 33), (128, 784, 256)] {
+            for (relu, bias, x_var) in [
+                (true, true, true),
+                (false, true, true),
+                (true, false, false),
+            ] {
+                let x = Var::from_tensor(&rand(&[r, k], 1)).unwrap();
+                let w = Var::from_tensor(&rand(&[n, k], 2)).unwrap();
+                let b = Var::from_tensor(&rand(&[n], 3)).unwrap();
+                let xt = if x_var {
+                    x.as_tensor().clone()
+                } else {
+                    x.as_tensor().detach()
+                };
+                let up = rand(&[r, n], 4);
+                let fused = linear(&xt, &w, bias.then_some(b.as_tensor()), relu).unwrap();
+                let mut plain = xt.matmul(&w.t().unwrap()).unwrap();
+                if bias {
+                    plain = plain.broadcast_add(&b).unwrap();
+                }
+                if relu {
+                    plain = plain.relu().unwrap();
+                }
+                assert!(rel(&fused, &plain) < 1e-5);
+                let gf = (&fused * &up)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let gp = (&plain * &up)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                for (name, v) in [("w", &w), ("b", &b), ("x", &x)] {
+                    match (gf.get(v), gp.get(v)) {
+                        (Some(a), Some(b)) => assert!(rel(a, b) < 1e-5, "d{name} {r}x{k}x{n}"),
+                        (None, None) => {}
+                        (a, b) => panic!("d{name}: fused {} plain {}", a.is_some(), b.is_some()),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_and_devices_are_errors() {
+        let x = rand(&[4, 5], 1);
+        assert!(linear(&x, &rand(&[3, 6], 2), None, false).is_err());
+        assert!(linear(&x, &rand(&[3, 5], 2), Some(&rand(&[4], 3)), false).is_err());
+        assert!(linear(
+            &x.to_dtype(DType::F64).unwrap(),
+            &rand(&[3, 5], 2),
+            None,
+            false
+        )
+        .is_err());
+        // a broadcast (strided) upstream gradient is accepted
+        let w = Var::from_tensor(&rand(&[3, 5], 2)).unwrap();
+        let g = linear(&x, &w, None, true)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(g.get(&w).is_some());
+    }
+}

@@ -1,0 +1,282 @@
+//! Leaky integrate-and-fire (first-order LIF): a pure step function and a thin layer that runs
+//! it over time. The layer never keeps membrane state between calls.
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::surrogate::spike;
+use crate::config::{LeakyConfig, Reset, Surrogate};
+use crate::nn::fused::{self, LifOutput, LifSpec};
+use crate::nn::probe::Probe;
+
+/// The state a Leaky neuron carries from one step to the next.
+#[derive(Debug, Clone)]
+pub struct LeakyState {
+    /// Membrane potential `U[t]`.
+    pub mem: Tensor,
+}
+
+/// One step of LIF dynamics (snnTorch's `Leaky` with its default delayed reset):
+/// `R = H(U[t-1] - θ)` (detached), `U[t] = β·U[t-1] + I[t] - R·θ` (subtract; zero:
+/// `β·((1 - R)·U[t-1]) + I[t]`; none: `β·U[t-1] + I[t]`), `S[t] = H(U[t] - θ)` with a surrogate
+/// gradient. `beta` is used as given (clamp it to [0, 1] before).
+///
+/// # Shapes
+/// `input`, `state.mem`: `[B, ...]`; `beta`, `threshold`: broadcastable to them
+/// -> spikes `[B, ...]` and the new state.
+pub fn leaky_step(
+    input: &Tensor,
+    state: &LeakyState,
+    beta: &Tensor,
+    threshold: &Tensor,
+    reset: Reset,
+    surrogate: Surrogate,
+) -> Result<(Tensor, LeakyState)> {
+    let prev = &state.mem;
+    let fired = prev
+        .broadcast_sub(threshold)?
+        .gt(0.0)?
+        .to_dtype(prev.dtype())?;
+    let mem = match reset {
+        Reset::Subtract => (prev.broadcast_mul(beta)? + input)? - fired.broadcast_mul(threshold)?,
+        Reset::Zero => (fired.affine(-1.0, 1.0)? * prev)?.broadcast_mul(beta)? + input,
+        Reset::None => prev.broadcast_mul(beta)? + input,
+    }?;
+    let spikes = spike(&mem.broadcast_sub(threshold)?, surrogate)?;
+    Ok((spikes, LeakyState { mem }))
+}
+
+/// A layer of LIF neurons: decay β and threshold θ shared or learned per neuron.
+#[derive(Debug, Clone)]
+pub struct Leaky {
+    beta: Tensor,
+    threshold: Tensor,
+    reset: Reset,
+    surrogate: Surrogate,
+    fused: bool,
+}
+
+/// A scalar parameter: learned (one per neuron, named `name` under `vb`) or a fixed constant.
+pub(crate) fn neuron_param(
+    value: f64,
+    learn: bool,
+    neurons: &[usize],
+    name: &str,
+    vb: &VarBuilder,
+) -> Result<Tensor> {
+    if learn {
+        vb.get_with_hints(neurons, name, Init::Const(value))
+    } else {
+        constant(value, vb.dtype(), vb.device())
+    }
+}
+
+/// A rank-0 tensor holding `value`.
+pub(crate) fn constant(value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    Tensor::new(value, device)?.to_dtype(dtype)
+}
+
+impl Leaky {
+    /// Builds from β and θ tensors (rank 0, or the shape of one sample's neurons).
+    pub fn new(
+        beta: Tensor,
+        threshold: Tensor,
+        reset: Reset,
+        surrogate: Surrogate,
+        fused: bool,
+    ) -> Self {
+        Leaky {
+            beta,
+            threshold,
+            reset,
+            surrogate,
+            fused,
+        }
+    }
+
+    /// Builds from config for neurons of shape `neurons` (`[N]`, or `[C, H, W]` after a conv);
+    /// learned β and θ are named `beta` and `threshold` under `vb`.
+    pub fn from_config(
+        cfg: &LeakyConfig,
+        neurons: &[usize],
+        fused: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Leaky::new(
+            neuron_param(cfg.beta, cfg.learn_beta, neurons, "beta", &vb)?,
+            neuron_param(
+                cfg.threshold,
+                cfg.learn_threshold,
+                neurons,
+                "threshold",
+                &vb,
+            )?,
+            cfg.reset,
+            cfg.surrogate,
+            fused,
+        ))
+    }
+
+    /// A zero membrane for inputs shaped like `input_step` (`[B, ...]`).
+    pub fn zero_state(&self, input_step: &Tensor) -> Result<LeakyState> {
+        Ok(LeakyState {
+            mem: input_step.zeros_like()?,
+        })
+    }
+
+    /// One step: see [`leaky_step`].
+    ///
+    /// # Shapes
+    /// `input`: `[B, ...]` -> spikes `[B, ...]`.
+    pub fn step(&self, input: &Tensor, state: &LeakyState) -> Result<(Tensor, LeakyState)> {
+        let beta = self.beta.clamp(0.0, 1.0)?;
+        leaky_step(
+            input,
+            state,
+            &beta,
+            &self.threshold,
+            self.reset,
+            self.surrogate,
+        )
+    }
+
+    /// Scalar β (unclamped) and θ, reset and surrogate when both parameters are fixed
+    /// single values (not learned), as the fused spiking conv block needs.
+    pub fn fixed_scalars(&self) -> Result<Option<(f32, f32, Reset, Surrogate)>> {
+        let (b, th) = (&self.beta, &self.threshold);
+        if b.elem_count() != 1 || th.elem_count() != 1 || b.track_op() || th.track_op() {
+            return Ok(None);
+        }
+        let scalar = |t: &Tensor| -> Result<f32> {
+            t.to_dtype(DType::F32)?.flatten_all()?.get(0)?.to_scalar()
+        };
+        Ok(Some((scalar(b)?, scalar(th)?, self.reset, self.surrogate)))
+    }
+
+    fn uses_fused(&self, current: &Tensor) -> bool {
+        self.fused && fused::available(current)
+    }
+
+    fn fused_scan(&self, current: &Tensor, output: LifOutput) -> Result<Tensor> {
+        let spec = LifSpec {
+            reset: self.reset,
+            surrogate: self.surrogate,
+            output,
+        };
+        fused::lif(
+            current,
+            &self.beta.flatten_all()?,
+            &self.threshold.flatten_all()?,
+            spec,
+        )
+    }
+
+    /// Spikes and membranes over all steps by the plain step loop, from a zero membrane.
+    ///
+    /// # Shapes
+    /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
+    pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
+        let steps = current.dim(0)?;
+        let mut state = self.zero_state(&current.get(0)?)?;
+        let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+        for t in 0..steps {
+            let (s, next) = self.step(&current.get(t)?, &state)?;
+            spikes.push(s);
+            mems.push(next.mem.clone());
+            state = next;
+        }
+        Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+    }
+
+    /// Spikes over all steps from a zero membrane (fused kernel on CPU when enabled).
+    ///
+    /// # Shapes
+    /// `current`: `[T, B, ...]` -> spikes `[T, B, ...]`.
+    pub fn forward(&self, current: &Tensor) -> Result<Tensor> {
+        if self.uses_fused(current) {
+            self.fused_scan(current, LifOutput::Spikes)
+        } else {
+            Ok(self.scan(current)?.0)
+        }
+    }
+
+    /// Spikes and membranes over all steps, both differentiable.
+    ///
+    /// # Shapes
+    /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
+    pub fn forward_with_membrane(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
+        if self.uses_fused(current) {
+            Ok((
+                self.fused_scan(current, LifOutput::Spikes)?,
+                self.fused_scan(current, LifOutput::Membrane)?,
+            ))
+        } else {
+            self.scan(current)
+        }
+    }
+
+    /// [`Leaky::forward`], reporting the layer to `probe` as `name` (with membranes if it asks).
+    ///
+    /// # Shapes
+    /// `current`: `[T, B, ...]` -> spikes `[T, B, ...]`.
+    pub fn forward_probed(
+        &self,
+        name: &str,
+        current: &Tensor,
+        probe: &mut dyn Probe,
+    ) -> Result<Tensor> {
+        if probe.wants_membrane() {
+            let (spikes, mem) = self.forward_with_membrane(current)?;
+            probe.record(name, &spikes, Some(&mem))?;
+            Ok(spikes)
+        } else {
+            let spikes = self.forward(current)?;
+            probe.record(name, &spikes, None)?;
+            Ok(spikes)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Runs one neuron with β = 0.5, θ = 1 on a fixed input sequence through the layer.
+    fn trace(reset: Reset) -> Result<(Vec<f32>, Vec<f32>)> {
+        let dev = Device::Cpu;
+        let input = Tensor::new(&[0.8f32, 0.8, 0.8, 0.0, 1.5, 0.2], &dev)?.reshape((6, 1, 1))?;
+        let layer = Leaky::new(
+            constant(0.5, DType::F32, &dev)?,
+            constant(1.0, DType::F32, &dev)?,
+            reset,
+            Surrogate::default(),
+            false,
+        );
+        let (s, m) = layer.scan(&input)?;
+        Ok((s.flatten_all()?.to_vec1()?, m.flatten_all()?.to_vec1()?))
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn membrane_traces_match_hand_computation_for_each_reset() -> Result<()> {
+        // U = 0.5·U + I; spike when U > 1; the reset acts one step later, from the detached spike.
+        // t0: 0.8            t1: 0.4+0.8 = 1.2 (spike)   t2: 0.6+0.8 = 1.4 before reset
+        let (s, m) = trace(Reset::Subtract)?;
+        // t2: 1.4 - 1 = 0.4; t3: 0.2; t4: 0.1 + 1.5 = 1.6 (spike); t5: 0.8 + 0.2 - 1 = 0.0
+        assert!(close(&m, &[0.8, 1.2, 0.4, 0.2, 1.6, 0.0]), "{m:?}");
+        assert_eq!(s, vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0]);
+        let (s, m) = trace(Reset::Zero)?;
+        // t2: 0.5·0 + 0.8 = 0.8; t3: 0.4; t4: 0.2 + 1.5 = 1.7 (spike); t5: 0 + 0.2
+        assert!(close(&m, &[0.8, 1.2, 0.8, 0.4, 1.7, 0.2]), "{m:?}");
+        assert_eq!(s, vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0]);
+        let (s, m) = trace(Reset::None)?;
+        // t2: 1.4 (spike); t3: 0.7; t4: 0.35 + 1.5 = 1.85 (spike); t5: 0.925 + 0.2 = 1.125 (spike)
+        assert!(close(&m, &[0.8, 1.2, 1.4, 0.7, 1.85, 1.125]), "{m:?}");
+        assert_eq!(s, vec![0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Probes: what a network reports about its spiking layers while it runs, without any flag
+//! changing what `forward` returns (firing rates for `history.csv`, traces for plots).
+
+use candle_core::{DType, Result, Tensor};
+
+/// Receives each spiking layer's activity as the network runs.
+pub trait Probe {
+    /// Whether layers should also compute their membrane potentials (slower on fused kernels).
+    fn wants_membrane(&self) -> bool {
+        false
+    }
+
+    /// Layer `name` produced `spikes` `[T, B, ...]`, and `membrane` (same shape) when asked for.
+    fn record(&mut self, name: &str, spikes: &Tensor, membrane: Option<&Tensor>) -> Result<()>;
+
+    /// Whether [`Probe::record_count`] suffices, so layers may skip building their spike tensor
+    /// (fused spiking conv blocks never materialise it).
+    fn counts_suffice(&self) -> bool {
+        false
+    }
+
+    /// Layer `name` fired `spikes` times over `neuron_steps` neurons x steps x samples (called
+    /// instead of [`Probe::record`] only when [`Probe::counts_suffice`]).
+    fn record_count(&mut self, name: &str, spikes: f64, neuron_steps: usize) -> Result<()> {
+        let _ = (spikes, neuron_steps);
+        candle_core::bail!("layer {name} reported only a spike count to a probe that wants tensors")
+    }
+}
+
+/// A probe that ignores everything (plain `forward`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProbe;
+
+impl Probe for NoProbe {
+    fn record(&mut self, _: &str, _: &Tensor, _: Option<&Tensor>) -> Result<()> {
+        Ok(())
+    }
+
+    fn counts_suffice(&self) -> bool {
+        true
+    }
+
+    fn record_count(&mut self, _: &str, _: f64, _: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Accumulates each spiking layer's mean firing rate (spikes per neuron per step) over batches.
+#[derive(Debug, Default, Clone)]
+pub struct FiringRates {
+    layers: Vec<(String, f64, usize)>,
+}
+
+impl FiringRates {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `(layer, mean firing rate)` in the order layers first reported.
+    pub fn rates(&self) -> Vec<(String, f64)> {
+        self.layers
+            .iter()
+            .map(|(name, sum, count)| (name.clone(), sum / (*count).max(1) as f64))
+            .collect()
+    }
+}
+
+impl Probe for FiringRates {
+    fn record(&mut self, name: &str, spikes: &Tensor, _: Option<&Tensor>) -> Result<()> {
+        let sum = spikes
+            .detach()
+            .abs()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
+        self.record_count(name, sum, spikes.elem_count())
+    }
+
+    fn counts_suffice(&self) -> bool {
+        true
+    }
+
+    fn record_count(&mut self, name: &str, spikes: f64, neuron_steps: usize) -> Result<()> {
+        match self.layers.iter_mut().find(|(n, _, _)| n == name) {
+            Some(entry) => {
+                entry.1 += spikes;
+                entry.2 += neuron_steps;
+            }
+            None => self.layers.push((name.to_string(), spikes, neuron_steps)),
+        }
+        Ok(())
+    }
+}
+
+/// One spiking layer's recorded activity.
+#[derive(Debug, Clone)]
+pub struct LayerTrace {
+    /// Layer name (`lif1`, `lif2`, ...).
+    pub name: String,
+    /// Spikes `[T, B, ...]`.
+    pub spikes: Tensor,
+    /// Membrane potentials `[T, B, ...]`.
+    pub membrane: Tensor,
+}
+
+/// Membrane and spike traces of every spiking layer for one batch, for plotting.
+#[derive(Debug, Clone, Default)]
+pub struct Traces {
+    /// The layers in network order.
+    pub layers: Vec<LayerTrace>,
+}
+
+impl Traces {
+    /// The trace of layer `name`.
+    pub fn layer(&self, name: &str) -> Option<&LayerTrace> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+}
+
+impl Probe for Traces {
+    fn wants_membrane(&self) -> bool {
+        true
+    }
+
+    fn record(&mut self, name: &str, spikes: &Tensor, membrane: Option<&Tensor>) -> Result<()> {
+        let membrane = match membrane {
+            Some(m) => m.detach(),
+            None => candle_core::bail!("layer {name} reported no membrane to a trace recorder"),
+        };
+        self.layers.push(LayerTrace {
+            name: name.to_string(),
+            spikes: spikes.detach(),
+            membrane,
+        });
+        Ok(())
+    }
+}

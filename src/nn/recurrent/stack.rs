@@ -1,0 +1,129 @@
+//! A stack of recurrent layers of one cell kind.
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::cells::{Gru, Lstm, LstmState, Rnn};
+use crate::config::{CellKind, RecurrentStack};
+
+/// One recurrent layer of any kind.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    /// Elman RNN (tanh).
+    Rnn(Rnn),
+    /// LSTM.
+    Lstm(Lstm),
+    /// GRU.
+    Gru(Gru),
+}
+
+/// The final state of any cell.
+#[derive(Debug, Clone)]
+pub enum CellState {
+    /// Hidden state of an RNN or GRU `[B, H]`.
+    Hidden(Tensor),
+    /// Hidden and cell state of an LSTM.
+    Lstm(LstmState),
+}
+
+impl CellState {
+    /// The hidden state `h` `[B, H]`.
+    pub fn h(&self) -> &Tensor {
+        match self {
+            CellState::Hidden(h) => h,
+            CellState::Lstm(s) => &s.h,
+        }
+    }
+}
+
+impl Cell {
+    /// A `kind` layer `input -> hidden` with PyTorch names and init under `vb`.
+    pub fn new(kind: CellKind, input: usize, hidden: usize, vb: &VarBuilder) -> Result<Self> {
+        Ok(match kind {
+            CellKind::Rnn => Cell::Rnn(Rnn::new(input, hidden, vb)?),
+            CellKind::Lstm => Cell::Lstm(Lstm::new(input, hidden, vb)?),
+            CellKind::Gru => Cell::Gru(Gru::new(input, hidden, vb)?),
+        })
+    }
+
+    /// All steps from a zero state.
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> (outputs `[T, B, H]`, final state).
+    pub fn seq(&self, x: &Tensor) -> Result<(Tensor, CellState)> {
+        Ok(match self {
+            Cell::Rnn(c) => {
+                let (out, h) = c.seq(x)?;
+                (out, CellState::Hidden(h))
+            }
+            Cell::Lstm(c) => {
+                let (out, s) = c.seq(x)?;
+                (out, CellState::Lstm(s))
+            }
+            Cell::Gru(c) => {
+                let (out, h) = c.seq(x)?;
+                (out, CellState::Hidden(h))
+            }
+        })
+    }
+}
+
+/// Recurrent layers `l0, l1, ...`, each reading the previous layer's outputs.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    layers: Vec<Cell>,
+}
+
+impl Stack {
+    /// Builds from its layers (first reads the input).
+    pub fn new(layers: Vec<Cell>) -> Self {
+        Stack { layers }
+    }
+
+    /// Builds `cfg.layers` layers `l0, l1, ...` under `vb` reading `input` features per step;
+    /// errors name `key` (e.g. `model.rnn`) when the config is empty.
+    pub fn from_config(
+        cfg: &RecurrentStack,
+        input: usize,
+        key: &str,
+        vb: &VarBuilder,
+    ) -> Result<Self> {
+        if cfg.layers == 0 || cfg.hidden == 0 {
+            candle_core::bail!(
+                "{key}: layers ({}) and hidden ({}) must both be at least 1",
+                cfg.layers,
+                cfg.hidden
+            );
+        }
+        let layers = (0..cfg.layers)
+            .map(|i| {
+                let k = if i == 0 { input } else { cfg.hidden };
+                Cell::new(cfg.cell, k, cfg.hidden, &vb.pp(format!("l{i}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Stack::new(layers))
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[Cell] {
+        &self.layers
+    }
+
+    /// Runs every layer over the whole sequence in turn, from zero states.
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> (last layer's outputs `[T, B, H]`, its final hidden state `[B, H]`).
+    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let mut x = x.clone();
+        let mut last = None;
+        for layer in &self.layers {
+            let (out, state) = layer.seq(&x)?;
+            x = out;
+            last = Some(state.h().clone());
+        }
+        match last {
+            Some(h) => Ok((x, h)),
+            None => candle_core::bail!("a recurrent stack needs at least one layer"),
+        }
+    }
+}

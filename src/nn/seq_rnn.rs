@@ -1,0 +1,95 @@
+//! Non-spiking sequence classifier: `encoder (rows) -> RNN / LSTM / GRU stack -> Linear(last
+//! hidden state) -> logits` (row-wise sequential MNIST).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::layers::linear;
+use super::readout::cross_entropy;
+use super::recurrent::Stack;
+use crate::config::{EncoderConfig, Kernels, RnnConfig};
+
+/// The stack `rnn.l<i>` over the encoded sequence and `fc` on its final hidden state.
+#[derive(Debug, Clone)]
+pub struct SeqRnn {
+    rnn: Stack,
+    fc: Linear,
+    encoder: EncoderConfig,
+    fused: bool,
+}
+
+impl SeqRnn {
+    /// Creates the layers under `vb` for `[C, H, W]` images and `classes` outputs.
+    pub fn from_config(
+        cfg: &RnnConfig,
+        input: [usize; 3],
+        classes: usize,
+        kernels: Kernels,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let k = cfg.encoder.step_shape(input).iter().product();
+        Ok(SeqRnn {
+            rnn: Stack::from_config(&cfg.stack, k, "model", &vb.pp("rnn"))?,
+            fc: linear(cfg.stack.hidden, classes, vb.pp("fc"))?,
+            encoder: cfg.encoder,
+            fused: kernels == Kernels::Fused,
+        })
+    }
+
+    /// The encoder turning images into this network's input.
+    pub fn encoder(&self) -> &EncoderConfig {
+        &self.encoder
+    }
+
+    /// Cross-entropy of the logits against class indices.
+    ///
+    /// # Shapes
+    /// `logits`: `[B, classes]`, `labels`: `[B]` -> scalar.
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        cross_entropy(logits, labels, self.fused)
+    }
+
+    /// Logits of an encoded batch.
+    ///
+    /// # Shapes
+    /// `input`: `[T, B, ...]` (`[28, B, 28]` for `rows`) -> logits `[B, classes]`.
+    pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let (t, b) = (input.dim(0)?, input.dim(1)?);
+        let (_, h) = self.rnn.forward(&input.reshape((t, b, ()))?)?;
+        self.fc.forward(&h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CellKind, ModelConfig, RecurrentStack};
+    use crate::nn::gradcheck::fd_error;
+    use crate::nn::srnn::tests::images;
+    use crate::nn::{Model, SeededVarMap};
+    use candle_core::{DType, Device, Module};
+
+    #[test]
+    fn gradients_match_finite_differences_for_every_cell() -> Result<()> {
+        for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
+            let cfg = ModelConfig::Rnn(RnnConfig {
+                stack: RecurrentStack {
+                    cell,
+                    hidden: 3,
+                    layers: 2,
+                },
+                encoder: EncoderConfig::Rows,
+            });
+            let vars = SeededVarMap::new(2);
+            let vb = vars.var_builder(DType::F64, &Device::Cpu);
+            let model = Model::from_config(&cfg, [1, 4, 3], 3, Kernels::Plain, vb)?;
+            let x = model.encode(&images(2, 4, 3)?, 0)?;
+            assert_eq!(x.dims(), &[4, 2, 3]);
+            assert_eq!(model.forward(&x)?.dims(), &[2, 3]);
+            let labels = Tensor::new(&[1u32, 2], &Device::Cpu)?;
+            let err = fd_error(&vars, || model.loss(&model.forward(&x)?, &labels))?;
+            assert!(err < 1e-7, "{cell:?}: max error {err}");
+        }
+        Ok(())
+    }
+}

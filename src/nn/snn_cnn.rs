@@ -1,0 +1,212 @@
+//! Spiking convolutional network (the reference's SNN-CNN: a Leaky layer after each conv and fc).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+
+use super::layers::{conv2d, linear_stack};
+use super::neuron::Neuron;
+use super::probe::Probe;
+use super::spiking::SpikingStack;
+use super::{fused, pool};
+use crate::config::{ConvOrder, EncoderConfig, Kernels, SnnCnnConfig};
+
+/// `encoder -> [conv -> neuron -> pool]* -> flatten -> [fc -> neuron]* -> readout`, run layer
+/// by layer over all time steps (the `T·B` frames of a layer go through one convolution, or,
+/// with fused kernels and a fixed Leaky neuron, through one fused conv-lif-pool op per block);
+/// layers named `conv1, lif1, ..., fc1, lif<k>, ...`.
+#[derive(Debug, Clone)]
+pub struct SnnCnn {
+    convs: Vec<Conv2d>,
+    conv_neurons: Vec<Neuron>,
+    head: SpikingStack,
+    pool: usize,
+    order: ConvOrder,
+    encoder: EncoderConfig,
+    fused: bool,
+}
+
+impl SnnCnn {
+    /// Creates the layers under `vb` for `[C, H, W]` images and `classes` outputs.
+    pub fn from_config(
+        cfg: &SnnCnnConfig,
+        input: [usize; 3],
+        classes: usize,
+        kernels: Kernels,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        if cfg.encoder.is_row_code() {
+            candle_core::bail!(
+                "model.encoder: snn_cnn needs a code that presents the whole image at every step (rate, latency or current), not {:?}",
+                cfg.encoder
+            );
+        }
+        let fused = kernels == Kernels::Fused;
+        let pool = cfg.pool.max(1);
+        let conv_cfg = Conv2dConfig {
+            padding: cfg.padding,
+            ..Default::default()
+        };
+        let [mut c, mut h, mut w] = input;
+        let (mut convs, mut conv_neurons) = (Vec::new(), Vec::new());
+        for (i, &out) in cfg.channels.iter().enumerate() {
+            let name = i + 1;
+            convs.push(conv2d(
+                c,
+                out,
+                cfg.kernel_size,
+                conv_cfg,
+                vb.pp(format!("conv{name}")),
+            )?);
+            let side = |s: usize| (s + 2 * cfg.padding + 1).checked_sub(cfg.kernel_size);
+            let (oh, ow) = match (side(h), side(w)) {
+                (Some(oh), Some(ow)) if oh / pool > 0 && ow / pool > 0 => (oh, ow),
+                _ => candle_core::bail!(
+                    "model.channels: conv block {name} shrinks a {h}x{w} map to nothing"
+                ),
+            };
+            let shape = match cfg.order {
+                ConvOrder::ConvLifPool => [out, oh, ow],
+                ConvOrder::ConvPoolLif => [out, oh / pool, ow / pool],
+            };
+            conv_neurons.push(Neuron::from_config(
+                &cfg.neuron,
+                &shape,
+                fused,
+                vb.pp(format!("lif{name}")),
+            )?);
+            (c, h, w) = (out, oh / pool, ow / pool);
+        }
+        let mut widths = vec![c * h * w];
+        widths.extend(&cfg.fc_hidden);
+        widths.push(classes);
+        let first = convs.len() + 1;
+        let neurons = widths[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                Neuron::from_config(&cfg.neuron, &[n], fused, vb.pp(format!("lif{}", first + i)))
+            })
+            .collect::<Result<_>>()?;
+        let head = SpikingStack {
+            fcs: linear_stack(&widths, &vb)?,
+            neurons,
+            first,
+            readout: cfg.readout,
+            fused,
+            steps: cfg.encoder.steps(input),
+        };
+        Ok(SnnCnn {
+            convs,
+            conv_neurons,
+            head,
+            pool,
+            order: cfg.order,
+            encoder: cfg.encoder,
+            fused,
+        })
+    }
+
+    /// The encoder turning images into this network's input.
+    pub fn encoder(&self) -> &EncoderConfig {
+        &self.encoder
+    }
+
+    /// The fully connected head (its readout gives the loss).
+    pub fn head(&self) -> &SpikingStack {
+        &self.head
+    }
+
+    fn conv(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        if self.fused && fused::available(x) {
+            fused::conv2d(x, conv.weight(), conv.bias(), conv.config().padding, false)
+        } else {
+            conv.forward(x)
+        }
+    }
+
+    fn max_pool(&self, x: &Tensor) -> Result<Tensor> {
+        if self.pool <= 1 {
+            Ok(x.clone())
+        } else if self.fused && fused::available(x) {
+            fused::max_pool2d(x, self.pool)
+        } else {
+            pool::max_pool2d(x, self.pool)
+        }
+    }
+
+    /// The fused spiking conv block's settings when block `neuron` can run as one op on `x`:
+    /// fused kernels on a CPU `f32` tensor, conv-lif-pool order, a Leaky neuron with fixed
+    /// scalar β and θ, and a probe content with spike counts (no membranes).
+    fn block_spec(
+        &self,
+        conv: &Conv2d,
+        neuron: &Neuron,
+        x: &Tensor,
+        probe: &dyn Probe,
+    ) -> Result<Option<fused::ConvLifPoolSpec>> {
+        let usable = self.fused
+            && fused::available(x)
+            && self.order == ConvOrder::ConvLifPool
+            && !probe.wants_membrane()
+            && probe.counts_suffice();
+        let Neuron::Leaky(leaky) = neuron else {
+            return Ok(None);
+        };
+        if !usable {
+            return Ok(None);
+        }
+        Ok(leaky
+            .fixed_scalars()?
+            .map(
+                |(beta, threshold, reset, surrogate)| fused::ConvLifPoolSpec {
+                    padding: conv.config().padding,
+                    pool: self.pool,
+                    beta,
+                    threshold,
+                    lif: fused::LifSpec {
+                        reset,
+                        surrogate,
+                        output: fused::LifOutput::Spikes,
+                    },
+                },
+            ))
+    }
+
+    /// Class scores of an encoded batch, reporting each layer's spikes to `probe`.
+    ///
+    /// # Shapes
+    /// `input`: `[T, B, C, H, W]` -> scores `[B, classes]`.
+    pub fn forward_probed(&self, input: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
+        let (t, b, c, h, w) = input.dims5()?;
+        let frames = t * b;
+        let mut x = input.reshape((frames, c, h, w))?;
+        for (i, (conv, neuron)) in self.convs.iter().zip(&self.conv_neurons).enumerate() {
+            let name = format!("lif{}", i + 1);
+            if let Some(spec) = self.block_spec(conv, neuron, &x, probe)? {
+                let (_, c, h, w) = x.dims4()?;
+                let x5 = x.reshape((t, b, c, h, w))?;
+                let out = fused::conv_lif_pool(&x5, conv.weight(), conv.bias(), spec)?;
+                probe.record_count(&name, out.fired as f64, out.neuron_steps)?;
+                let (_, _, o, ph, pw) = out.spikes.dims5()?;
+                x = out.spikes.reshape((frames, o, ph, pw))?;
+                continue;
+            }
+            let current = self.conv(conv, &x)?;
+            let current = match self.order {
+                ConvOrder::ConvLifPool => current,
+                ConvOrder::ConvPoolLif => self.max_pool(&current)?,
+            };
+            let (_, o, oh, ow) = current.dims4()?;
+            let spikes = neuron
+                .forward_probed(&name, &current.reshape((t, b, o, oh, ow))?, probe)?
+                .reshape((frames, o, oh, ow))?;
+            x = match self.order {
+                ConvOrder::ConvLifPool => self.max_pool(&spikes)?,
+                ConvOrder::ConvPoolLif => spikes,
+            };
+        }
+        let x = x.reshape((t, b, ()))?;
+        let spikes_in = !self.convs.is_empty() || self.encoder.emits_spikes();
+        self.head.forward_probed(&x, spikes_in, probe)
+    }
+}
