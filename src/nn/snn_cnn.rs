@@ -177,21 +177,22 @@ impl SnnCnn {
     /// # Shapes
     /// `input`: `[T, B, C, H, W]` -> scores `[B, classes]`.
     pub fn forward_probed(&self, input: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
-        let (t, b, c, h, w) = input.dims5()?;
+        let (t, b, _, _, _) = input.dims5()?;
         let frames = t * b;
-        let mut x = input.reshape((frames, c, h, w))?;
+        // `x` stays time-first `[T, B, C, H, W]` between fused blocks: every reshape would be
+        // one more gradient buffer (zeros plus an add) of the block's full size in autograd
+        let mut x = input.clone();
         for (i, (conv, neuron)) in self.convs.iter().zip(&self.conv_neurons).enumerate() {
             let name = format!("lif{}", i + 1);
             if let Some(spec) = self.block_spec(conv, neuron, &x, probe)? {
-                let (_, c, h, w) = x.dims4()?;
-                let x5 = x.reshape((t, b, c, h, w))?;
-                let out = fused::conv_lif_pool(&x5, conv.weight(), conv.bias(), spec)?;
+                let out = fused::conv_lif_pool(&x, conv.weight(), conv.bias(), spec)?;
                 probe.record_count(&name, out.fired as f64, out.neuron_steps)?;
-                let (_, _, o, ph, pw) = out.spikes.dims5()?;
-                x = out.spikes.reshape((frames, o, ph, pw))?;
+                x = out.spikes;
                 continue;
             }
-            let current = self.conv(conv, &x)?;
+            let (_, _, c, h, w) = x.dims5()?;
+            let x4 = x.reshape((frames, c, h, w))?;
+            let current = self.conv(conv, &x4)?;
             let current = match self.order {
                 ConvOrder::ConvLifPool => current,
                 ConvOrder::ConvPoolLif => self.max_pool(&current)?,
@@ -200,10 +201,12 @@ impl SnnCnn {
             let spikes = neuron
                 .forward_probed(&name, &current.reshape((t, b, o, oh, ow))?, probe)?
                 .reshape((frames, o, oh, ow))?;
-            x = match self.order {
+            let pooled = match self.order {
                 ConvOrder::ConvLifPool => self.max_pool(&spikes)?,
                 ConvOrder::ConvPoolLif => spikes,
             };
+            let (_, o, ph, pw) = pooled.dims4()?;
+            x = pooled.reshape((t, b, o, ph, pw))?;
         }
         let x = x.reshape((t, b, ()))?;
         let spikes_in = !self.convs.is_empty() || self.encoder.emits_spikes();

@@ -14,11 +14,12 @@ use crate::surrogate::{Surrogate, SurrogateFn};
 pub(super) struct Ctx<'a> {
     pub(super) g: &'a Geom,
     pub(super) x: &'a [f32],
-    pub(super) w: &'a [f32],
     pub(super) wt: &'a [f32],
     pub(super) bias: &'a [f32],
     pub(super) grad: &'a [f32],
     pub(super) dx: Option<Frames>,
+    /// Membrane trajectories `[B, T, OH·OW, O]` saved by the forward pass, if any.
+    pub(super) saved: Option<Frames>,
 }
 
 /// Adds sample `b`'s weight (`dwt`, `[C·k·k, O]`) and bias (`db`) gradients and writes its
@@ -33,23 +34,30 @@ pub(super) fn sample(
     let g = ctx.g;
     let (np, p, patch) = (g.neurons(), g.positions(), g.patch());
     let dcols_len = if ctx.dx.is_some() {
-        patch * p * DX_FRAMES.min(g.steps)
+        patch * p * DX_FRAMES.min(g.steps) + g.img()
     } else {
         0
     };
-    let traj_len = g.steps * np;
+    let traj_len = if ctx.saved.is_some() { 0 } else { g.steps * np };
     let mut buf = take_scratch(traj_len + 3 * np + dcols_len);
-    let (traj, rest) = buf.split_at_mut(traj_len);
+    let (own, rest) = buf.split_at_mut(traj_len);
     let (gfull, rest) = rest.split_at_mut(np);
     let (carry, rest) = rest.split_at_mut(np);
     let (zeros, rest) = rest.split_at_mut(np);
     let dcols = &mut rest[..dcols_len];
     zeros.fill(0.0);
-    trajectory(g, ctx.x, ctx.wt, ctx.bias, b, traj, zeros);
+    let traj = match ctx.saved {
+        // SAFETY: the caller owns sample `b`, so its trajectory is this call's alone.
+        Some(s) => unsafe { s.frame(b) },
+        None => {
+            trajectory(g, ctx.x, ctx.wt, ctx.bias, b, own, zeros);
+            own
+        }
+    };
     reverse(g, sg, ctx.grad, b, traj, gfull, carry, zeros);
     param_grads(g, ctx.x, b, traj, dwt, db);
     let res = match ctx.dx {
-        Some(dx) => input_grad(g, ctx.w, b, traj, dcols, dx),
+        Some(dx) => input_grad(g, ctx.wt, b, traj, dcols, dx),
         None => Ok(()),
     };
     put_scratch(buf);
@@ -68,14 +76,14 @@ fn trajectory_impl(
     zeros: &[f32],
 ) {
     let (img, np) = (g.img(), g.neurons());
-    let mut act = Active::default();
+    let (mut act, mut cur) = (Active::default(), Vec::new());
     for t in 0..g.steps {
         let (done, rest) = traj.split_at_mut(t * np);
         let u = &mut rest[..np];
         let i = t * g.batch + b;
         act.build(g, &x[i * img..(i + 1) * img]);
         let prev = if t > 0 { &done[(t - 1) * np..] } else { zeros };
-        integrate(g, &act, wt, bias, Some(prev), u);
+        integrate(g, &act, wt, bias, Some(prev), u, &mut cur);
     }
 }
 
@@ -252,65 +260,69 @@ dispatch!(
     fn param_grads(g: &Geom, x: &[f32], b: usize, gc: &[f32], dwt: &mut [f32], db: &mut [f32]) => param_grads_impl
 );
 
-/// `dx = col2im(dcols)` for one frame: `dcols` `[C·k·k, OH·OW]` (row stride `ld`), `dx`
-/// `[C, H, W]`.
+/// `dx = col2im(dt)` for one frame: `dt` `[OH·OW, k·k·C]` (the column gradients, tap-major),
+/// summed position-major into `acc` (`[H·W, C]`, contiguous runs of `C`), then written to `dx`
+/// (`[C, H, W]`) in its order.
 #[inline(always)]
-fn col2im_impl(g: &Geom, dcols: &[f32], ld: usize, dx: &mut [f32]) {
-    let (h, w, k, pad, p) = (g.h, g.w, g.k, g.pad, g.positions());
-    dx.fill(0.0);
-    for c in 0..g.c {
-        let plane = &mut dx[c * h * w..(c + 1) * h * w];
+fn col2im_impl(g: &Geom, dt: &[f32], acc: &mut [f32], dx: &mut [f32]) {
+    let (c, k, pad, patch) = (g.c, g.k, g.pad, g.patch());
+    acc.fill(0.0);
+    for (pos, row) in dt.chunks_exact(patch).take(g.positions()).enumerate() {
+        let (oi, oj) = (pos / g.ow, pos % g.ow);
         for ki in 0..k {
+            let Some(i) = (oi + ki).checked_sub(pad).filter(|&i| i < g.h) else {
+                continue;
+            };
             for kj in 0..k {
-                let r = (c * k + ki) * k + kj;
-                let row = &dcols[r * ld..r * ld + p];
-                let lo = pad.saturating_sub(kj).min(g.ow);
-                let hi = (w + pad).saturating_sub(kj).min(g.ow).max(lo);
-                for (oi, src) in row.chunks_exact(g.ow).enumerate() {
-                    let ii = oi + ki;
-                    if ii < pad || ii - pad >= h {
-                        continue;
-                    }
-                    let base = (ii - pad) * w + kj;
-                    let dst = &mut plane[base + lo - pad..base + hi - pad];
-                    for (a, &v) in dst.iter_mut().zip(&src[lo..hi]) {
-                        *a += v;
-                    }
+                let Some(j) = (oj + kj).checked_sub(pad).filter(|&j| j < g.w) else {
+                    continue;
+                };
+                let q = i * g.w + j;
+                let src = &row[(ki * k + kj) * c..(ki * k + kj + 1) * c];
+                for (a, &v) in acc[q * c..(q + 1) * c].iter_mut().zip(src) {
+                    *a += v;
                 }
             }
+        }
+    }
+    let hw = g.h * g.w;
+    for (ch, plane) in dx.chunks_exact_mut(hw).enumerate() {
+        for (d, src) in plane.iter_mut().zip(acc.chunks_exact(c)) {
+            *d = src[ch];
         }
     }
 }
 
 dispatch!(
-    fn col2im(g: &Geom, dcols: &[f32], ld: usize, dx: &mut [f32]) => col2im_impl
+    fn col2im(g: &Geom, dt: &[f32], acc: &mut [f32], dx: &mut [f32]) => col2im_impl
 );
 
-/// Steps per product of [`input_grad`] (a wider product packs the weights less often).
+/// Steps per product of [`input_grad`] (a taller product packs the weights less often).
 const DX_FRAMES: usize = 8;
 
-/// Writes sample `b`'s input gradient frames: `dcols = Wᵀ·Gᵀ` for up to [`DX_FRAMES`] steps
-/// at a time, then col2im per step.
+/// Writes sample `b`'s input gradient frames: `dt = G·Wᵀ` (`[n·OH·OW, k·k·C]`, with `wt` the
+/// tap-major weights `[k·k·C, O]`) for up to [`DX_FRAMES`] steps at a time, then col2im per
+/// step (`dcols` holds `dt` and an `[H·W, C]` accumulator).
 fn input_grad(
     g: &Geom,
-    w: &[f32],
+    wt: &[f32],
     b: usize,
     gc: &[f32],
     dcols: &mut [f32],
     dx: Frames,
 ) -> Result<(), String> {
     let (np, p, o, patch) = (g.neurons(), g.positions(), g.o, g.patch());
-    let wt = MatRef::row_major(w, o, patch).t();
+    let (dt, acc) = dcols.split_at_mut(patch * p * DX_FRAMES.min(g.steps));
+    let wm = MatRef::row_major(wt, patch, o).t();
     let mut t0 = 0;
     while t0 < g.steps {
         let n = DX_FRAMES.min(g.steps - t0);
-        let ld = n * p;
-        let gt = MatRef::row_major(&gc[t0 * np..(t0 + n) * np], ld, o).t();
-        product(&mut dcols[..patch * ld], ld, wt, gt)?;
+        let gm = MatRef::row_major(&gc[t0 * np..(t0 + n) * np], n * p, o);
+        product(&mut dt[..n * p * patch], patch, gm, wm)?;
         for s in 0..n {
             // SAFETY: the caller owns sample `b`, so this frame is written by this call alone.
             let frame = unsafe { dx.frame((t0 + s) * g.batch + b) };
-            col2im(g, &dcols[s * p..], ld, frame);
+            col2im(g, &dt[s * p * patch..(s + 1) * p * patch], acc, frame);
         }
         t0 += n;
     }

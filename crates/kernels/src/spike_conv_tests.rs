@@ -1,4 +1,5 @@
 use super::*;
+use super::frame::step;
 use crate::encode::random_bits;
 
 /// Values in `[lo, lo + span)` on a grid of `1/q` (`lo` a multiple of `1/q`, so sums of
@@ -252,24 +253,41 @@ fn check(c: &Case, binary: bool, seed: u64) {
         };
         assert!(blk.backward(sg, &gp, grads).is_ok());
         assert_eq!(dw, dw2);
+        // from a saved trajectory: the same outputs and gradients
+        let mut saved = vec![0.0f32; blk.trajectory_len().unwrap_or(0)];
+        let mut out2 = vec![f32::NAN; pooled.len()];
+        assert_eq!(blk.forward_saving(&mut out2, Some(&mut saved)), Ok(fired));
+        assert_eq!(out2, pooled);
+        let (mut dx3, mut dw3) = (vec![f32::NAN; x.len()], vec![0.0; w.len()]);
+        let grads = BlockGrads {
+            dx: Some(&mut dx3),
+            dw: &mut dw3,
+            db: None,
+        };
+        assert!(blk.backward_saved(sg, &gp, grads, Some(&mut saved)).is_ok());
+        assert_eq!((dx3, dw3), (dx.clone(), dw.clone()));
     }
 }
 
 #[test]
 fn block_matches_the_naive_conv_lif_pool_for_every_reset_and_surrogate() {
-    for (reset, pool, padding, binary) in [
-        (Reset::Subtract, 2, 0, true),
-        (Reset::Zero, 2, 1, true),
-        (Reset::None, 2, 0, false),
-        (Reset::Subtract, 3, 1, false),
-        (Reset::Zero, 1, 0, false),
-        (Reset::None, 1, 1, true),
+    // two channels: output by output; one channel (a patch of 9): input by input
+    for (reset, pool, padding, binary, channels) in [
+        (Reset::Subtract, 2, 0, true, 2),
+        (Reset::Zero, 2, 1, true, 2),
+        (Reset::None, 2, 0, false, 2),
+        (Reset::Subtract, 3, 1, false, 2),
+        (Reset::Zero, 1, 0, false, 2),
+        (Reset::None, 1, 1, true, 2),
+        (Reset::Subtract, 2, 0, true, 1),
+        (Reset::Zero, 2, 1, false, 1),
+        (Reset::None, 3, 1, true, 1),
     ] {
         let c = Case {
             steps: 5,
             d: ConvDims {
                 batch: 3,
-                channels: 2,
+                channels,
                 height: 9,
                 width: 8,
                 out_channels: 5,

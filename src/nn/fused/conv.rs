@@ -4,9 +4,10 @@ use std::sync::Mutex;
 
 use autoresearch_kernels::conv::{conv_backward, conv_forward, ConvDims};
 use autoresearch_kernels::conv_pool::{conv_pool_backward, conv_pool_forward, pooled_hw};
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
-use super::linear::{check_cpu_f32, keep_freed_memory, kernel_err, read, slice, tensor};
+use super::linear::{kernel_err, read, slice, tensor};
+use super::weighted::{apply, WeightedOp};
 
 /// The fused convolution op (stride 1, zero `padding`, ReLU after the bias when `relu`).
 struct Conv {
@@ -34,6 +35,10 @@ impl Conv {
         d.out_hw().map_err(kernel_err)?;
         Ok(d)
     }
+}
+
+impl WeightedOp for Conv {
+    const NAME: &'static str = "fused conv2d";
 
     fn fwd(
         &self,
@@ -59,19 +64,18 @@ impl Conv {
         Ok((CpuStorage::F32(out), shape))
     }
 
-    /// `(dx if x needs it, dw, db if asked)`.
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        with_bias: bool,
+        b: Option<&Tensor>,
         res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.dims(x.dims(), w.dims())?;
         let mut dx = x.track_op().then(|| vec![0.0f32; x.elem_count()]);
         let mut dw = vec![0.0f32; w.elem_count()];
-        let mut db = with_bias.then(|| vec![0.0f32; d.out_channels]);
+        let mut db = b.is_some().then(|| vec![0.0f32; d.out_channels]);
         let op = "fused conv2d backward";
         read(grad, op, |g| {
             read(x, op, |xs| {
@@ -94,66 +98,9 @@ impl Conv {
         })?;
         Ok((
             dx.map(|v| tensor(v, x.shape())).transpose()?,
-            tensor(dw, w.shape())?,
+            Some(tensor(dw, w.shape())?),
             db.map(|v| tensor(v, d.out_channels)).transpose()?,
         ))
-    }
-}
-
-impl CustomOp2 for Conv {
-    fn name(&self) -> &'static str {
-        "fused-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = Conv::bwd(self, x, w, false, res, grad)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for Conv {
-    fn name(&self) -> &'static str {
-        "fused-conv2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = Conv::bwd(self, x, w, true, res, grad)?;
-        Ok((dx, Some(dw), db))
     }
 }
 
@@ -171,27 +118,9 @@ pub fn conv2d(
     padding: usize,
     relu: bool,
 ) -> Result<Tensor> {
-    keep_freed_memory();
-    let op = "fused conv2d";
-    check_cpu_f32(x, op, "x")?;
-    check_cpu_f32(w, op, "w")?;
     let conv = Conv { padding, relu };
     conv.dims(x.dims(), w.dims())?;
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match b {
-        Some(b) => {
-            check_cpu_f32(b, op, "b")?;
-            if b.dims() != [w.dims()[0]] {
-                bail!(
-                    "fused conv2d: bias {:?} for weight {:?}",
-                    b.dims(),
-                    w.dims()
-                );
-            }
-            x.apply_op3(&w, &b.contiguous()?, conv)
-        }
-        None => x.apply_op2(&w, conv),
-    }
+    apply(conv, x, w, b)
 }
 
 /// The fused convolution + max pooling op; the forward pass keeps each window's winning
@@ -202,7 +131,9 @@ struct ConvPool {
     arg: Mutex<Vec<u32>>,
 }
 
-impl ConvPool {
+impl WeightedOp for ConvPool {
+    const NAME: &'static str = "fused conv2d + max_pool2d";
+
     fn fwd(
         &self,
         x: (&CpuStorage, &Layout),
@@ -226,18 +157,18 @@ impl ConvPool {
         Ok((CpuStorage::F32(out), shape))
     }
 
-    /// `(dx if x needs it, dw, db if asked)`.
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        with_bias: bool,
+        b: Option<&Tensor>,
+        _res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.conv.dims(x.dims(), w.dims())?;
         let mut dx = x.track_op().then(|| vec![0.0f32; x.elem_count()]);
         let mut dw = vec![0.0f32; w.elem_count()];
-        let mut db = with_bias.then(|| vec![0.0f32; d.out_channels]);
+        let mut db = b.is_some().then(|| vec![0.0f32; d.out_channels]);
         let op = "fused conv2d + max_pool2d backward";
         let arg = match self.arg.lock() {
             Ok(arg) => arg,
@@ -254,66 +185,9 @@ impl ConvPool {
         })?;
         Ok((
             dx.map(|v| tensor(v, x.shape())).transpose()?,
-            tensor(dw, w.shape())?,
+            Some(tensor(dw, w.shape())?),
             db.map(|v| tensor(v, d.out_channels)).transpose()?,
         ))
-    }
-}
-
-impl CustomOp2 for ConvPool {
-    fn name(&self) -> &'static str {
-        "fused-conv2d-max-pool2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = ConvPool::bwd(self, x, w, false, grad)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for ConvPool {
-    fn name(&self) -> &'static str {
-        "fused-conv2d-bias-max-pool2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = ConvPool::bwd(self, x, w, true, grad)?;
-        Ok((dx, Some(dw), db))
     }
 }
 
@@ -336,10 +210,6 @@ pub fn conv2d_pool(
     if k <= 1 {
         return conv2d(x, w, b, padding, relu);
     }
-    keep_freed_memory();
-    let op = "fused conv2d + max_pool2d";
-    check_cpu_f32(x, op, "x")?;
-    check_cpu_f32(w, op, "w")?;
     let conv = Conv { padding, relu };
     let d = conv.dims(x.dims(), w.dims())?;
     pooled_hw(&d, k).map_err(kernel_err)?;
@@ -348,17 +218,7 @@ pub fn conv2d_pool(
         k,
         arg: Mutex::new(Vec::new()),
     };
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match b {
-        Some(b) => {
-            check_cpu_f32(b, op, "b")?;
-            if b.dims() != [d.out_channels] {
-                bail!("{op}: bias {:?} for weight {:?}", b.dims(), w.dims());
-            }
-            x.apply_op3(&w, &b.contiguous()?, fused)
-        }
-        None => x.apply_op2(&w, fused),
-    }
+    apply(fused, x, w, b)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! so the full-size current, membrane and spike tensors of the block never exist.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use autoresearch_kernels::conv::ConvDims;
 use autoresearch_kernels::spike_conv::{BlockGrads, ConvLifPool};
@@ -39,11 +39,41 @@ pub struct ConvLifPoolOutput {
     pub neuron_steps: usize,
 }
 
+/// Largest membrane trajectory (in values) the forward pass keeps for the backward pass
+/// (128 MB; larger blocks recompute it sample by sample).
+const SAVE_LIMIT: usize = 32 << 20;
+
+/// A trajectory buffer kept from one batch to the next (a fresh allocation this large is
+/// mapped anew and faults in every page).
+static SPARE: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` values (contents arbitrary), the spare one if there is one.
+fn take_buffer(len: usize) -> Vec<f32> {
+    let mut buf = SPARE
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default();
+    buf.resize(len, 0.0);
+    buf
+}
+
+/// Keeps `buf` as the spare buffer if it is the largest seen.
+fn give_back(buf: Vec<f32>) {
+    if let Ok(mut spare) = SPARE.lock() {
+        if buf.capacity() > spare.capacity() {
+            *spare = buf;
+        }
+    }
+}
+
 struct Op {
     spec: ConvLifPoolSpec,
     steps: usize,
     dims: ConvDims,
     fired: Arc<AtomicU64>,
+    /// Whether the forward pass keeps the trajectory (a backward pass may follow).
+    save: bool,
+    saved: Mutex<Option<Vec<f32>>>,
 }
 
 impl Op {
@@ -58,6 +88,14 @@ impl Op {
             beta: self.spec.beta,
             threshold: self.spec.threshold,
             reset: self.spec.lif.reset(),
+        }
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        if let Some(buf) = self.saved.get_mut().ok().and_then(Option::take) {
+            give_back(buf);
         }
     }
 }
@@ -80,7 +118,19 @@ impl CustomOp3 for Op {
         let (o, ph, pw) = blk.pooled_dims().map_err(kernel_err)?;
         let (t, b) = (self.steps, self.dims.batch);
         let mut out = vec![0.0f32; t * b * o * ph * pw];
-        let fired = blk.forward(&mut out).map_err(kernel_err)?;
+        let len = blk.trajectory_len().map_err(kernel_err)?;
+        let fired = if self.save && len <= SAVE_LIMIT {
+            let mut traj = take_buffer(len);
+            let fired = blk
+                .forward_saving(&mut out, Some(&mut traj))
+                .map_err(kernel_err)?;
+            if let Ok(mut slot) = self.saved.lock() {
+                *slot = Some(traj);
+            }
+            fired
+        } else {
+            blk.forward(&mut out).map_err(kernel_err)?
+        };
         self.fired.store(fired, Ordering::Relaxed);
         Ok((CpuStorage::F32(out), Shape::from((t, b, o, ph, pw))))
     }
@@ -97,6 +147,8 @@ impl CustomOp3 for Op {
         let mut dx = x.track_op().then(|| vec![0.0f32; x.elem_count()]);
         let mut dw = vec![0.0f32; w.elem_count()];
         let mut db = b.track_op().then(|| vec![0.0f32; b.elem_count()]);
+        // the saved trajectory is overwritten: a second backward pass recomputes it
+        let mut saved = self.saved.lock().ok().and_then(|mut s| s.take());
         read(grad, op, |g| {
             read(x, op, |xs| {
                 read(w, op, |ws| {
@@ -107,12 +159,20 @@ impl CustomOp3 for Op {
                             db: db.as_deref_mut(),
                         };
                         self.block(xs, ws, bs)
-                            .backward(self.spec.lif.surrogate(), g, grads)
+                            .backward_saved(
+                                self.spec.lif.surrogate(),
+                                g,
+                                grads,
+                                saved.as_deref_mut(),
+                            )
                             .map_err(kernel_err)
                     })
                 })
             })
         })?;
+        if let Some(buf) = saved {
+            give_back(buf);
+        }
         Ok((
             dx.map(|v| tensor(v, x.shape())).transpose()?,
             w.track_op().then(|| tensor(dw, w.shape())).transpose()?,
@@ -124,7 +184,9 @@ impl CustomOp3 for Op {
 /// Runs a spiking conv block over all time steps from a zero membrane: `I = conv(x, w) + b`
 /// per frame, the Leaky scan of [`super::lif`] with scalar β and θ, then `pool x pool` max
 /// pooling of the spikes (gradient to each window's first maximum, like
-/// [`crate::nn::pool::max_pool2d`]). The backward pass recomputes the block sample by sample.
+/// [`crate::nn::pool::max_pool2d`]). When a backward pass may follow, the forward pass keeps
+/// the membrane trajectory if it is at most 128 MB; otherwise the backward pass recomputes it
+/// sample by sample.
 ///
 /// # Shapes
 /// `x`: `[T, B, C, H, W]`, `w`: `[O, C, k, k]`, `b`: `[O]` -> spikes `[T, B, O, OH/p, OW/p]`
@@ -180,6 +242,8 @@ pub fn conv_lif_pool(
         steps,
         dims,
         fired: fired.clone(),
+        save: x.track_op() || w.track_op() || bias.track_op(),
+        saved: Mutex::new(None),
     };
     let spikes = x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)?;
     Ok(ConvLifPoolOutput {

@@ -4,9 +4,9 @@
 //! candle errors, and the allocator set-up.
 
 use autoresearch_kernels::linear::{linear_backward, linear_forward, LinearDims};
-use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
-};
+use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Shape, Storage, Tensor};
+
+use super::weighted::{apply, WeightedOp};
 
 /// Keeps freed heap memory for reuse (see [`crate::alloc::keep_freed_memory`]); every fused op
 /// calls it so a notebook that never went through the CLI gets the same allocator behaviour.
@@ -84,6 +84,10 @@ impl Linear {
             outputs,
         })
     }
+}
+
+impl WeightedOp for Linear {
+    const NAME: &'static str = "fused linear";
 
     fn fwd(
         &self,
@@ -106,19 +110,18 @@ impl Linear {
         Ok((CpuStorage::F32(out), Shape::from((d.rows, d.outputs))))
     }
 
-    /// `(dx if x needs it, dw, db if asked)`.
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        with_bias: bool,
+        b: Option<&Tensor>,
         res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.dims(x.layout(), w.layout())?;
         let mut dx = x.track_op().then(|| vec![0.0f32; d.rows * d.inputs]);
         let mut dw = vec![0.0f32; d.outputs * d.inputs];
-        let mut db = with_bias.then(|| vec![0.0f32; d.outputs]);
+        let mut db = b.is_some().then(|| vec![0.0f32; d.outputs]);
         let op = "fused linear backward";
         read(grad, op, |g| {
             read(x, op, |xs| {
@@ -141,66 +144,9 @@ impl Linear {
         })?;
         Ok((
             dx.map(|v| tensor(v, (d.rows, d.inputs))).transpose()?,
-            tensor(dw, (d.outputs, d.inputs))?,
+            Some(tensor(dw, (d.outputs, d.inputs))?),
             db.map(|v| tensor(v, d.outputs)).transpose()?,
         ))
-    }
-}
-
-impl CustomOp2 for Linear {
-    fn name(&self) -> &'static str {
-        "fused-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = Linear::bwd(self, x, w, false, res, grad)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for Linear {
-    fn name(&self) -> &'static str {
-        "fused-linear-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = Linear::bwd(self, x, w, true, res, grad)?;
-        Ok((dx, Some(dw), db))
     }
 }
 
@@ -210,26 +156,7 @@ impl CustomOp3 for Linear {
 /// # Shapes
 /// `x`: `[R, K]`, `w`: `[N, K]`, `b`: `[N]` -> `[R, N]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
-    keep_freed_memory();
-    let op = "fused linear";
-    check_cpu_f32(x, op, "x")?;
-    check_cpu_f32(w, op, "w")?;
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match b {
-        Some(b) => {
-            check_cpu_f32(b, op, "b")?;
-            let n = w.dims().first().copied().unwrap_or(0);
-            if b.dims() != [n] {
-                bail!(
-                    "fused linear: bias {:?} for weight {:?}",
-                    b.dims(),
-                    w.dims()
-                );
-            }
-            x.apply_op3(&w, &b.contiguous()?, Linear { relu })
-        }
-        None => x.apply_op2(&w, Linear { relu }),
-    }
+    apply(Linear { relu }, x, w, b)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod linear;
 mod loss;
 mod pool;
 mod sparse_linear;
+mod weighted;
 
 pub use conv::{conv2d, conv2d_pool};
 pub use conv_lif_pool::{conv_lif_pool, ConvLifPoolOutput, ConvLifPoolSpec};

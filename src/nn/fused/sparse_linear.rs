@@ -3,9 +3,10 @@
 use std::sync::OnceLock;
 
 use autoresearch_kernels::spike::{column_sums, SparseRows, SpikeLinear};
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
-use super::linear::{check_cpu_f32, kernel_err, read, slice, tensor};
+use super::linear::{kernel_err, read, slice, tensor};
+use super::weighted::{apply, WeightedOp};
 
 const OP: &str = "fused sparse_linear";
 
@@ -38,7 +39,9 @@ fn out_shape(x: &Layout, n: usize) -> Shape {
     Shape::from(d)
 }
 
-impl SparseLinear {
+impl WeightedOp for SparseLinear {
+    const NAME: &'static str = OP;
+
     fn fwd(
         &self,
         x: (&CpuStorage, &Layout),
@@ -61,12 +64,12 @@ impl SparseLinear {
         Ok((CpuStorage::F32(out), out_shape(x.1, outputs)))
     }
 
-    /// `(dx if x is tracked, dw if w is, db if there is a tracked bias)`.
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
         b: Option<&Tensor>,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, inputs, outputs) = dims(x.layout(), w.layout())?;
@@ -110,62 +113,6 @@ impl SparseLinear {
     }
 }
 
-impl CustomOp2 for SparseLinear {
-    fn name(&self) -> &'static str {
-        "fused-sparse-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = SparseLinear::bwd(self, x, w, None, grad)?;
-        Ok((dx, dw))
-    }
-}
-
-impl CustomOp3 for SparseLinear {
-    fn name(&self) -> &'static str {
-        "fused-sparse-linear-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        SparseLinear::bwd(self, x, w, Some(b), grad)
-    }
-}
-
 /// `x·wᵀ + b` computed by adding, for each row of `x`, the columns of `w` (rows of `wᵀ`) of its
 /// non-zero entries (times their values, so it is exact for any `x`); the backward pass
 /// scatters the output gradient the same way for `w`, sums it over rows for `b`, and computes
@@ -176,21 +123,8 @@ impl CustomOp3 for SparseLinear {
 /// `x`: `[R, K]`, `w`: `[N, K]`, `b`: `[N]` -> `[R, N]`; more generally `x`: `[..., K]` ->
 /// `[..., N]` (e.g. `[T, B, K]` straight from a LIF layer, with no reshape in the graph).
 pub fn sparse_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    check_cpu_f32(x, OP, "x")?;
-    check_cpu_f32(w, OP, "w")?;
     dims(x.layout(), w.layout())?;
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match b {
-        Some(b) => {
-            check_cpu_f32(b, OP, "b")?;
-            let n = w.dim(0)?;
-            if b.dims() != [n] {
-                bail!("{OP}: bias {:?} for weight {:?}", b.dims(), w.dims());
-            }
-            x.apply_op3(&w, &b.contiguous()?, SparseLinear::default())
-        }
-        None => x.apply_op2(&w, SparseLinear::default()),
-    }
+    apply(SparseLinear::default(), x, w, b)
 }
 
 #[cfg(test)]

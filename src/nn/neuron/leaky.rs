@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use super::scan_steps;
 use super::surrogate::spike;
 use crate::config::{LeakyConfig, Reset, Surrogate};
 use crate::nn::fused::{self, LifOutput, LifSpec};
@@ -176,16 +177,7 @@ impl Leaky {
     /// # Shapes
     /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
     pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        let steps = current.dim(0)?;
-        let mut state = self.zero_state(&current.get(0)?)?;
-        let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-        for t in 0..steps {
-            let (s, next) = self.step(&current.get(t)?, &state)?;
-            spikes.push(s);
-            mems.push(next.mem.clone());
-            state = next;
-        }
-        Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+        scan_steps(current, self.zero_state(&current.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
     }
 
     /// Spikes over all steps from a zero membrane (fused kernel on CPU when enabled).

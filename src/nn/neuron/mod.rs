@@ -23,6 +23,39 @@ use candle_nn::VarBuilder;
 use crate::config::NeuronConfig;
 use crate::nn::probe::Probe;
 
+/// The one time loop of every plain-path neuron: runs `step` over the first axis of `input` from
+/// `state` and stacks the spikes and the membranes (`mem` picks the membrane out of a state).
+///
+/// # Shapes
+/// `input`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, N...]`.
+pub(crate) fn scan_steps<S>(
+    input: &Tensor,
+    mut state: S,
+    step: impl Fn(&Tensor, &S) -> Result<(Tensor, S)>,
+    mem: impl Fn(&S) -> &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let steps = input.dim(0)?;
+    let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+    for t in 0..steps {
+        let (s, next) = step(&input.get(t)?, &state)?;
+        spikes.push(s);
+        mems.push(mem(&next).clone());
+        state = next;
+    }
+    Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+}
+
+/// Reports a scan's spikes (with its membranes when the probe asks) to `probe` as `name`, and
+/// returns the spikes.
+pub(crate) fn report(
+    name: &str,
+    (spikes, mem): (Tensor, Tensor),
+    probe: &mut dyn Probe,
+) -> Result<Tensor> {
+    probe.record(name, &spikes, probe.wants_membrane().then_some(&mem))?;
+    Ok(spikes)
+}
+
 /// A feed-forward spiking layer of the configured neuron type.
 #[derive(Debug, Clone)]
 pub enum Neuron {

@@ -6,6 +6,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::leaky::{leaky_step, LeakyState};
 use super::neuron_param;
+use super::{report, scan_steps};
 use crate::config::{LeakyConfig, Recurrence, Reset, Surrogate};
 use crate::nn::layers::linear;
 use crate::nn::probe::Probe;
@@ -179,16 +180,7 @@ impl RLeaky {
     /// # Shapes
     /// `current`: `[T, B, N]` -> (spikes, membrane), each `[T, B, N]`.
     pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        let steps = current.dim(0)?;
-        let mut state = self.zero_state(&current.get(0)?)?;
-        let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-        for t in 0..steps {
-            let (s, next) = self.step(&current.get(t)?, &state)?;
-            spikes.push(s);
-            mems.push(next.mem.clone());
-            state = next;
-        }
-        Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+        scan_steps(current, self.zero_state(&current.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
     }
 
     /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).
@@ -201,9 +193,7 @@ impl RLeaky {
         current: &Tensor,
         probe: &mut dyn Probe,
     ) -> Result<Tensor> {
-        let (spikes, mem) = self.scan(current)?;
-        probe.record(name, &spikes, probe.wants_membrane().then_some(&mem))?;
-        Ok(spikes)
+        report(name, self.scan(current)?, probe)
     }
 }
 

@@ -5,6 +5,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::constant;
+use super::{report, scan_steps};
 use super::surrogate::spike;
 use crate::config::{Reset, SlstmNeuronConfig, Surrogate};
 use crate::nn::probe::Probe;
@@ -135,16 +136,7 @@ impl Slstm {
     /// `x`: `[T, B, in]` -> (spikes, membrane), each `[T, B, H]`.
     pub fn scan(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let xp = self.weights.project(x)?;
-        let steps = xp.dim(0)?;
-        let mut state = self.zero_state(&xp.get(0)?)?;
-        let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-        for t in 0..steps {
-            let (s, next) = self.step(&xp.get(t)?, &state)?;
-            spikes.push(s);
-            mems.push(next.mem.clone());
-            state = next;
-        }
-        Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+        scan_steps(&xp, self.zero_state(&xp.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
     }
 
     /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).
@@ -152,9 +144,7 @@ impl Slstm {
     /// # Shapes
     /// `x`: `[T, B, in]` -> spikes `[T, B, H]`.
     pub fn forward_probed(&self, name: &str, x: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
-        let (spikes, mem) = self.scan(x)?;
-        probe.record(name, &spikes, probe.wants_membrane().then_some(&mem))?;
-        Ok(spikes)
+        report(name, self.scan(x)?, probe)
     }
 }
 

@@ -4,6 +4,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::leaky::neuron_param;
+use super::{report, scan_steps};
 use super::surrogate::spike;
 use crate::config::{Reset, Surrogate, SynapticConfig};
 use crate::nn::probe::Probe;
@@ -98,16 +99,7 @@ impl Synaptic {
     /// # Shapes
     /// `input`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
     pub fn scan(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
-        let steps = input.dim(0)?;
-        let mut state = self.zero_state(&input.get(0)?)?;
-        let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-        for t in 0..steps {
-            let (s, next) = self.step(&input.get(t)?, &state)?;
-            spikes.push(s);
-            mems.push(next.mem.clone());
-            state = next;
-        }
-        Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+        scan_steps(input, self.zero_state(&input.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
     }
 
     /// Spikes over all steps, reported to `probe` as `name`.
@@ -120,9 +112,7 @@ impl Synaptic {
         input: &Tensor,
         probe: &mut dyn Probe,
     ) -> Result<Tensor> {
-        let (spikes, mem) = self.scan(input)?;
-        probe.record(name, &spikes, probe.wants_membrane().then_some(&mem))?;
-        Ok(spikes)
+        report(name, self.scan(input)?, probe)
     }
 }
 
