@@ -281,6 +281,18 @@ pub fn sparse_t_matmul(
         }
         return Ok(());
     }
+    if x.is_binary() && u32::try_from(x.rows).is_ok() {
+        binary_t_matmul(x, g, n, dw, db);
+    } else {
+        rowwise_t_matmul(x, g, n, dw, db);
+    }
+    Ok(())
+}
+
+/// [`sparse_t_matmul`] row by row: each row of `g` is added into an L2-resident accumulator
+/// at the columns its row of `x` selects (any values).
+fn rowwise_t_matmul(x: &SparseRows, g: &[f32], n: usize, dw: &mut [f32], db: Option<&mut [f32]>) {
+    let k = x.cols;
     const WB: usize = 32;
     let db_chunks: Vec<Option<&mut [f32]>> = match db {
         Some(d) => d.chunks_mut(WB).map(Some).collect(),
@@ -306,7 +318,6 @@ pub fn sparse_t_matmul(
             scatter_block(x, g, n, n0, &mut acc, out, db.unwrap_or(&mut spare));
         }
     });
-    Ok(())
 }
 
 #[inline(always)]
@@ -383,3 +394,138 @@ dispatch!(
     /// `db`), with `acc` as scratch.
     fn scatter_block(x: &SparseRows, g: &[f32], n: usize, n0: usize, acc: &mut [f32], out: &mut [f32], db: &mut [f32]) => scatter_block_impl
 );
+
+/// The rows holding an entry in each column of `x` (compressed-column form, without values):
+/// column `c`'s rows, ascending, are `rows[starts[c]..starts[c + 1]]`. Needs `x.rows` to fit
+/// in `u32`.
+fn column_lists(x: &SparseRows) -> (Vec<usize>, Vec<u32>) {
+    let k = x.cols;
+    let mut starts = vec![0usize; k + 1];
+    for r in 0..x.rows {
+        for &c in x.row(r).0 {
+            starts[c as usize + 1] += 1;
+        }
+    }
+    for c in 0..k {
+        starts[c + 1] += starts[c];
+    }
+    let mut fill = starts[..k].to_vec();
+    let mut rows = vec![0u32; x.nnz()];
+    for r in 0..x.rows {
+        for &c in x.row(r).0 {
+            let at = &mut fill[c as usize];
+            rows[*at] = r as u32;
+            *at += 1;
+        }
+    }
+    (starts, rows)
+}
+
+/// Output units per block of [`binary_t_matmul`]: 8 AVX registers of accumulators.
+const WC: usize = 64;
+
+/// [`sparse_t_matmul`] for a 0/1 `x`, by columns: for each block of [`WC`] output units and
+/// each input column `c`, the rows of `g` where `c` spiked are summed in registers (loads and
+/// adds only; the row-wise scatter stores every partial sum) and written once to `dw[.., c]`.
+/// Each sum runs over rows in ascending order, as the row-wise scatter's does, so both give
+/// the same bits. Workers own disjoint blocks of output units.
+fn binary_t_matmul(x: &SparseRows, g: &[f32], n: usize, dw: &mut [f32], db: Option<&mut [f32]>) {
+    let k = x.cols;
+    let (starts, rows) = column_lists(x);
+    let db_chunks: Vec<Option<&mut [f32]>> = match db {
+        Some(d) => d.chunks_mut(WC).map(Some).collect(),
+        None => (0..n.div_ceil(WC)).map(|_| None).collect(),
+    };
+    dw.par_chunks_mut(WC * k)
+        .zip(db_chunks)
+        .enumerate()
+        .for_each(|(i, (out, db))| {
+            column_block(&starts, &rows, x.rows, g, n, i * WC, out, db);
+        });
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn column_block_impl(
+    starts: &[usize],
+    rows: &[u32],
+    nrows: usize,
+    g: &[f32],
+    n: usize,
+    n0: usize,
+    out: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let k = starts.len() - 1;
+    let w = WC.min(n - n0);
+    if g.len() < nrows * n || out.len() < w * k {
+        debug_assert!(false, "column_block: inconsistent operands");
+        return;
+    }
+    for c in 0..k {
+        let mut acc = [0.0f32; WC];
+        let list = &rows[starts[c]..starts[c + 1]];
+        if w == WC {
+            for &r in list {
+                let at = r as usize * n + n0;
+                // SAFETY: `r < nrows` (a row of `x`) and `n0 + WC <= n`, so
+                // `at + WC <= nrows·n <= g.len()` (checked above).
+                let seg = unsafe { g.get_unchecked(at..at + WC) };
+                for (a, &v) in acc.iter_mut().zip(seg) {
+                    *a += v;
+                }
+            }
+        } else {
+            for &r in list {
+                let at = r as usize * n + n0;
+                for (a, &v) in acc.iter_mut().zip(&g[at..at + w]) {
+                    *a += v;
+                }
+            }
+        }
+        for (j, &a) in acc[..w].iter().enumerate() {
+            out[j * k + c] = a;
+        }
+    }
+    if let Some(db) = db {
+        let mut sums = [0.0f32; WC];
+        for row in g[..nrows * n].chunks_exact(n) {
+            for (t, &v) in sums.iter_mut().zip(&row[n0..n0 + w]) {
+                *t += v;
+            }
+        }
+        db.copy_from_slice(&sums[..w]);
+    }
+}
+
+dispatch!(
+    /// Output units `n0..n0 + 64` of [`binary_t_matmul`] into `out` (their rows of `dw`) and
+    /// their bias gradient into `db`.
+    fn column_block(starts: &[usize], rows: &[u32], nrows: usize, g: &[f32], n: usize, n0: usize, out: &mut [f32], db: Option<&mut [f32]>) => column_block_impl
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_and_row_scatters_give_the_same_bits() -> Result<(), String> {
+        for (r, k, n) in [(300, 131, 517), (40, 7, 64), (33, 90, 10), (5, 3, 1)] {
+            let x: Vec<f32> = (0..r * k)
+                .map(|i| f32::from(u8::from(crate::encode::random_bits(1, i as u64) % 7 == 0)))
+                .collect();
+            let g: Vec<f32> = (0..r * n)
+                .map(|i| (crate::encode::random_bits(2, i as u64) >> 40) as f32 / 1e7 - 0.8)
+                .collect();
+            let s = SparseRows::from_dense(&x, r, k, 1.0)?.ok_or("dense")?;
+            assert!(s.is_binary());
+            let (mut dw1, mut db1) = (vec![0.0; n * k], vec![0.0; n]);
+            let (mut dw2, mut db2) = (vec![1.0; n * k], vec![1.0; n]);
+            binary_t_matmul(&s, &g, n, &mut dw1, Some(&mut db1));
+            rowwise_t_matmul(&s, &g, n, &mut dw2, Some(&mut db2));
+            assert_eq!(dw1, dw2, "{r}x{k}x{n}");
+            assert_eq!(db1, db2, "{r}x{k}x{n}");
+        }
+        Ok(())
+    }
+}
