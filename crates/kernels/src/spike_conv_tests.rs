@@ -1,5 +1,5 @@
-use super::*;
 use super::frame::step;
+use super::*;
 use crate::encode::random_bits;
 
 /// Values in `[lo, lo + span)` on a grid of `1/q` (`lo` a multiple of `1/q`, so sums of

@@ -252,3 +252,91 @@ pub fn conv_lif_pool(
         neuron_steps: steps * batch * out_channels * oh * ow,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Reset, Surrogate};
+    use crate::nn::fused::LifOutput;
+    use crate::nn::neuron::{constant, Leaky};
+    use candle_core::{DType, Device, Var};
+
+    /// Values in `[lo, lo + span)` on a grid of 1/64 (sums exact in any order).
+    fn grid(n: usize, seed: u64, lo: f32, span: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let r = autoresearch_kernels::encode::random_bits(seed, i as u64) >> 40;
+                lo + ((r as f32 / (1u64 << 24) as f32) * span * 64.0).floor() / 64.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_matches_conv_then_plain_leaky_then_pool_with_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let (t, b, c, h, o) = (4, 2, 2, 8, 3);
+        for (reset, real) in [(Reset::Subtract, true), (Reset::Zero, false)] {
+            let xs = grid(t * b * c * h * h, 1, -0.5, 1.5);
+            let xs: Vec<f32> = if real {
+                xs
+            } else {
+                xs.iter()
+                    .map(|v| if *v > 0.5 { 1.0 } else { 0.0 })
+                    .collect()
+            };
+            let x = Var::from_vec(xs, (t, b, c, h, h), &dev)?;
+            let w = Var::from_vec(grid(o * c * 9, 2, -0.375, 1.0), (o, c, 3, 3), &dev)?;
+            let bias = Var::from_vec(grid(o, 3, -0.125, 0.5), o, &dev)?;
+            let surrogate = Surrogate::FastSigmoid { slope: 25.0 };
+            let spec = ConvLifPoolSpec {
+                padding: 1,
+                pool: 2,
+                beta: 0.875,
+                threshold: 0.5,
+                lif: LifSpec {
+                    reset,
+                    surrogate,
+                    output: LifOutput::Spikes,
+                },
+            };
+            let got = conv_lif_pool(x.as_tensor(), &w, Some(&bias), spec)?;
+            let cur = x
+                .reshape((t * b, c, h, h))?
+                .conv2d(&w, 1, 1, 1, 1)?
+                .broadcast_add(&bias.reshape((1, o, 1, 1))?)?;
+            let leaky = Leaky::new(
+                constant(0.875, DType::F32, &dev)?,
+                constant(0.5, DType::F32, &dev)?,
+                reset,
+                surrogate,
+                false,
+            );
+            let spikes = leaky.scan(&cur.reshape((t, b, o, h, h))?)?.0;
+            let fired = spikes.sum_all()?.to_scalar::<f32>()? as u64;
+            let want = crate::nn::pool::max_pool2d(&spikes.reshape((t * b, o, h, h))?, 2)?
+                .reshape((t, b, o, h / 2, h / 2))?;
+            assert_eq!((got.fired, got.neuron_steps), (fired, t * b * o * h * h));
+            let (gv, wv) = (
+                got.spikes.flatten_all()?.to_vec1::<f32>()?,
+                want.flatten_all()?.to_vec1::<f32>()?,
+            );
+            assert_eq!(gv, wv, "{reset:?}");
+            let weight = Tensor::from_vec(grid(gv.len(), 4, -1.0, 2.0), want.shape(), &dev)?;
+            let gg = (got.spikes * &weight)?.sum_all()?.backward()?;
+            let gw = (want * &weight)?.sum_all()?.backward()?;
+            for (v, name) in [(&x, "x"), (&w, "w"), (&bias, "bias")] {
+                let (a, e) = match (gg.get(v), gw.get(v)) {
+                    (Some(a), Some(e)) => (a.flatten_all()?, e.flatten_all()?),
+                    _ => candle_core::bail!("{name}: no gradient"),
+                };
+                let scale = e.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+                let diff = (a - e)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "{reset:?} {name}: {diff} (scale {scale})"
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -108,12 +108,7 @@ pub(super) fn apply<T: WeightedOp>(
         Some(b) => {
             check_cpu_f32(b, T::NAME, "b")?;
             if b.dims() != [w.dim(0)?] {
-                bail!(
-                    "{}: bias {:?} for weight {:?}",
-                    T::NAME,
-                    b.dims(),
-                    w.dims()
-                );
+                bail!("{}: bias {:?} for weight {:?}", T::NAME, b.dims(), w.dims());
             }
             x.apply_op3(&w, &b.contiguous()?, WithBias(op))
         }

@@ -177,7 +177,12 @@ impl Leaky {
     /// # Shapes
     /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
     pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        scan_steps(current, self.zero_state(&current.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
+        scan_steps(
+            current,
+            self.zero_state(&current.get(0)?)?,
+            |x, s| self.step(x, s),
+            |s| &s.mem,
+        )
     }
 
     /// Spikes over all steps from a zero membrane (fused kernel on CPU when enabled).

@@ -180,7 +180,12 @@ impl RLeaky {
     /// # Shapes
     /// `current`: `[T, B, N]` -> (spikes, membrane), each `[T, B, N]`.
     pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        scan_steps(current, self.zero_state(&current.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
+        scan_steps(
+            current,
+            self.zero_state(&current.get(0)?)?,
+            |x, s| self.step(x, s),
+            |s| &s.mem,
+        )
     }
 
     /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).

@@ -5,8 +5,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::constant;
-use super::{report, scan_steps};
 use super::surrogate::spike;
+use super::{report, scan_steps};
 use crate::config::{Reset, SlstmNeuronConfig, Surrogate};
 use crate::nn::probe::Probe;
 use crate::nn::recurrent::{lstm_gates, CellWeights};
@@ -136,7 +136,12 @@ impl Slstm {
     /// `x`: `[T, B, in]` -> (spikes, membrane), each `[T, B, H]`.
     pub fn scan(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let xp = self.weights.project(x)?;
-        scan_steps(&xp, self.zero_state(&xp.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
+        scan_steps(
+            &xp,
+            self.zero_state(&xp.get(0)?)?,
+            |x, s| self.step(x, s),
+            |s| &s.mem,
+        )
     }
 
     /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).

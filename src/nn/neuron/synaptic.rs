@@ -4,8 +4,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::leaky::neuron_param;
-use super::{report, scan_steps};
 use super::surrogate::spike;
+use super::{report, scan_steps};
 use crate::config::{Reset, Surrogate, SynapticConfig};
 use crate::nn::probe::Probe;
 
@@ -99,7 +99,12 @@ impl Synaptic {
     /// # Shapes
     /// `input`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
     pub fn scan(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
-        scan_steps(input, self.zero_state(&input.get(0)?)?, |x, s| self.step(x, s), |s| &s.mem)
+        scan_steps(
+            input,
+            self.zero_state(&input.get(0)?)?,
+            |x, s| self.step(x, s),
+            |s| &s.mem,
+        )
     }
 
     /// Spikes over all steps, reported to `probe` as `name`.
