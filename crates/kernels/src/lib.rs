@@ -21,6 +21,7 @@ pub mod optim;
 pub mod par;
 pub mod pool;
 pub mod sgemm;
+pub mod sgemm_nt;
 pub mod softmax;
 pub mod spike;
 pub mod spike_conv;

@@ -5,6 +5,7 @@
 
 use crate::gemm::MatRef;
 use crate::sgemm::sgemm;
+use crate::sgemm_nt::{nt_product, MAX_A};
 
 /// How a matrix product may use threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +151,23 @@ pub fn linear_forward(
     if let Some(b) = bias {
         fill_rows(out, b);
     }
-    let xs = MatRef::row_major(x, rows, inputs);
-    matmul_on(out, outputs, xs, wt, bias.is_some(), Threads::Pool)?;
+    if rows * inputs <= MAX_A {
+        // small batches: dot products straight from `x` and `w`, no packing of `wᵀ`
+        nt_product(
+            x,
+            w,
+            rows,
+            inputs,
+            outputs,
+            out,
+            outputs,
+            bias.is_some(),
+            true,
+        )?;
+    } else {
+        let xs = MatRef::row_major(x, rows, inputs);
+        matmul_on(out, outputs, xs, wt, bias.is_some(), Threads::Pool)?;
+    }
     if relu {
         relu_inplace(out);
     }
