@@ -182,6 +182,8 @@ pub struct BenchEnv {
     pub version: &'static str,
     /// Load average when the benchmark started.
     pub loadavg_at_start: Option<String>,
+    /// The git commit checked out where the benchmark ran (None outside a checkout).
+    pub git_commit: Option<String>,
 }
 
 /// Everything one benchmark run measured.
@@ -397,6 +399,7 @@ pub fn run(opts: &BenchOptions, data_root: Option<&Path>) -> Result<BenchResult>
         loadavg_at_start: std::fs::read_to_string("/proc/loadavg")
             .ok()
             .map(|s| s.trim().to_string()),
+        git_commit: crate::train::git_commit(),
     };
     let data = DataConfig {
         name: DatasetName::Mnist,

@@ -195,7 +195,9 @@ fn initial_metrics(cfg: &ExperimentConfig, existing: Option<&Metrics>) -> Metric
     }
 }
 
-fn git_commit() -> Option<String> {
+/// The commit checked out in the current directory, if it is a git checkout (recorded with
+/// every run and benchmark so their numbers trace back to code).
+pub(crate) fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()

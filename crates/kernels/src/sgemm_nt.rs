@@ -157,33 +157,36 @@ fn nt_columns(
         let at = i * ldc + j;
         c[at] = if accumulate { c[at] + v } else { v };
     };
-    let mut j = cols.start;
-    while j < cols.end {
-        if cols.end - j >= TC {
+    // four rows of `A` stay in L1 while the columns' rows of `B` stream from L2 (`B`'s
+    // share is read once per four rows of `C`; reading `A` per three columns costs more)
+    let full = cols.start + cols.len() / TC * TC;
+    let mut i = 0;
+    while i < m {
+        let tall = (m - i).min(TR);
+        for j in (cols.start..full).step_by(TC) {
             let bs = [brow(j), brow(j + 1), brow(j + 2)];
-            let mut i = 0;
-            while i + TR <= m {
+            if tall == TR {
                 let t = dot_tile::<TR, TC>([arow(i), arow(i + 1), arow(i + 2), arow(i + 3)], bs, k);
                 for (r, row) in t.iter().enumerate() {
                     for (q, &v) in row.iter().enumerate() {
                         put(i + r, j + q, v);
                     }
                 }
-                i += TR;
-            }
-            for i in i..m {
-                let t = dot_tile::<1, TC>([arow(i)], bs, k);
-                for (q, &v) in t[0].iter().enumerate() {
-                    put(i, j + q, v);
+            } else {
+                for r in i..i + tall {
+                    let t = dot_tile::<1, TC>([arow(r)], bs, k);
+                    for (q, &v) in t[0].iter().enumerate() {
+                        put(r, j + q, v);
+                    }
                 }
             }
-            j += TC;
-        } else {
-            for i in 0..m {
-                put(i, j, dot_tile::<1, 1>([arow(i)], [brow(j)], k)[0][0]);
-            }
-            j += 1;
         }
+        for j in full..cols.end {
+            for r in i..i + tall {
+                put(r, j, dot_tile::<1, 1>([arow(r)], [brow(j)], k)[0][0]);
+            }
+        }
+        i += tall;
     }
 }
 
