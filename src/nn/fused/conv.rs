@@ -223,30 +223,9 @@ pub fn conv2d_pool(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::{rand, rel};
     use super::*;
-    use candle_core::{Device, Var};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n as u64)
-            .map(|i| {
-                let z = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
-                ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-            .fold(0.0, f32::max)
-    }
+    use candle_core::Var;
 
     #[test]
     fn forward_and_gradients_match_plain_candle() {

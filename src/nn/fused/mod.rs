@@ -13,6 +13,8 @@ mod linear;
 mod loss;
 mod pool;
 mod sparse_linear;
+#[cfg(test)]
+mod test_util;
 mod weighted;
 
 pub use conv::{conv2d, conv2d_pool};
