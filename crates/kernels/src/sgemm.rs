@@ -304,8 +304,7 @@ pub fn sgemm(
         }
         return Ok(());
     }
-    let reach = |v: &MatRef<'_>| (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride;
-    if a.data.len() <= reach(&a) || b.data.len() <= reach(&b) {
+    if a.data.len() <= a.last_index() || b.data.len() <= b.last_index() {
         return Err("matmul: operand slice shorter than its view".to_string());
     }
     let dst = Dst {
