@@ -161,7 +161,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{rand, rel};
+    use super::super::test_util::{assert_same_grads, rand, rel};
     use super::*;
     use candle_core::Var;
 
@@ -191,25 +191,12 @@ mod tests {
                     plain = plain.relu().unwrap();
                 }
                 assert!(rel(&fused, &plain) < 1e-5);
-                let gf = (&fused * &up)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let gp = (&plain * &up)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                for (name, v) in [("w", &w), ("b", &b), ("x", &x)] {
-                    match (gf.get(v), gp.get(v)) {
-                        (Some(a), Some(b)) => assert!(rel(a, b) < 1e-5, "d{name} {r}x{k}x{n}"),
-                        (None, None) => {}
-                        (a, b) => panic!("d{name}: fused {} plain {}", a.is_some(), b.is_some()),
-                    }
-                }
+                let vars = [
+                    ("w", w.as_tensor()),
+                    ("b", b.as_tensor()),
+                    ("x", x.as_tensor()),
+                ];
+                assert_same_grads(&fused, &plain, &up, &vars, &format!("{r}x{k}x{n}"));
             }
         }
     }

@@ -25,3 +25,24 @@ pub(super) fn rel(a: &Tensor, b: &Tensor) -> f32 {
         .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
         .fold(0.0, f32::max)
 }
+
+/// Asserts that `fused` and `plain` (the same function of `vars`) have gradients of
+/// `sum(out · up)` within 1e-5 relative error for every var, and that each var gets a gradient
+/// from both or from neither.
+pub(super) fn assert_same_grads(
+    fused: &Tensor,
+    plain: &Tensor,
+    up: &Tensor,
+    vars: &[(&str, &Tensor)],
+    what: &str,
+) {
+    let gf = (fused * up).unwrap().sum_all().unwrap().backward().unwrap();
+    let gp = (plain * up).unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, v) in vars {
+        match (gf.get(v), gp.get(v)) {
+            (Some(a), Some(b)) => assert!(rel(a, b) < 1e-5, "d{name} {what}"),
+            (None, None) => {}
+            (a, b) => panic!("d{name}: fused {} plain {}", a.is_some(), b.is_some()),
+        }
+    }
+}
