@@ -5,8 +5,9 @@
 //! scalar gather that costs about as much as the arithmetic for a batch of 128. Here each
 //! `4 x 3` tile of `C` is twelve dot products over the inner dimension, eight lanes at a time
 //! in twelve vector registers; both operands are read along their rows, as stored. Every
-//! element of `C` is the same fixed-order sum (lane partial sums in inner order, lanes added
-//! in order, then the tail) whichever tile or thread computes it.
+//! element of `C` is the same fixed-order sum (lane partial sums in inner order, the lanes
+//! added as a fixed tree, see [`lane_tree_sum`], then the tail) whichever tile or thread
+//! computes it.
 
 use std::ops::Range;
 
@@ -59,7 +60,8 @@ unsafe fn dot_tile_avx2<const R: usize, const C: usize>(
     k: usize,
 ) -> [[f32; C]; R] {
     use std::arch::x86_64::{
-        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        __m256, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_setzero_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps,
     };
     let mut acc: [[__m256; C]; R] = [[_mm256_setzero_ps(); C]; R];
     let body = k / LANES * LANES;
@@ -81,11 +83,12 @@ unsafe fn dot_tile_avx2<const R: usize, const C: usize>(
     }
     let mut out = [[0.0f32; C]; R];
     for (i, (out_i, acc_i)) in out.iter_mut().zip(&acc).enumerate() {
-        for (j, (o, v)) in out_i.iter_mut().zip(acc_i).enumerate() {
-            let mut lanes = [0.0f32; LANES];
-            // SAFETY: `lanes` holds eight values.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
-            let mut s = lanes.iter().sum::<f32>();
+        for (j, (o, &v)) in out_i.iter_mut().zip(acc_i).enumerate() {
+            // the tree of `lane_tree_sum` in registers: lanes i + (i+4), then + (i+2), then + 1
+            let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+            let one = _mm_add_ss(quarter, _mm_movehdup_ps(quarter));
+            let mut s = _mm_cvtss_f32(one);
             for q in body..k {
                 s = a[i][q].mul_add(b[j][q], s);
             }
@@ -93,6 +96,15 @@ unsafe fn dot_tile_avx2<const R: usize, const C: usize>(
         }
     }
     out
+}
+
+/// The sum of eight lane partial sums as a fixed tree, `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`,
+/// the order the AVX2 path adds them in registers.
+#[inline(always)]
+fn lane_tree_sum(l: &[f32; LANES]) -> f32 {
+    let half = [l[0] + l[4], l[1] + l[5], l[2] + l[6], l[3] + l[7]];
+    let quarter = [half[0] + half[2], half[1] + half[3]];
+    quarter[0] + quarter[1]
 }
 
 /// [`dot_tile`] in portable code.
@@ -125,7 +137,7 @@ fn dot_tile_portable<const R: usize, const C: usize>(
     let mut out = [[0.0f32; C]; R];
     for (i, (out_i, acc_i)) in out.iter_mut().zip(&acc).enumerate() {
         for (j, (o, lanes)) in out_i.iter_mut().zip(acc_i).enumerate() {
-            let mut s = lanes.iter().sum::<f32>();
+            let mut s = lane_tree_sum(lanes);
             for q in body..k {
                 s = a[i][q].mul_add(b[j][q], s);
             }
@@ -320,6 +332,21 @@ mod tests {
         }
         assert!(nt_product(&[0.0; 3], &[0.0; 4], 2, 2, 2, &mut [0.0; 4], 2, false, true).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn portable_tile_gives_the_same_bits_as_avx2() {
+        let k = 301;
+        let (a, b) = (data(4 * k, 6), data(3 * k, 7));
+        fn rows(v: &[f32], i: usize) -> &[f32] {
+            &v[i * 301..(i + 1) * 301]
+        }
+        let ar = [rows(&a, 0), rows(&a, 1), rows(&a, 2), rows(&a, 3)];
+        let br = [rows(&b, 0), rows(&b, 1), rows(&b, 2)];
+        assert_eq!(
+            dot_tile::<4, 3>(ar, br, k),
+            dot_tile_portable::<4, 3>(ar, br, k)
+        );
     }
 
     #[test]

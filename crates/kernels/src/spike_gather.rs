@@ -103,13 +103,9 @@ impl Packed {
             rest = tail;
             n0 += w;
         }
-        blocks.into_par_iter().for_each(|(n0, w, blk)| {
-            for (i, src) in wts[n0 * k..(n0 + w) * k].chunks_exact(k).enumerate() {
-                for (dst, &v) in blk[i..].iter_mut().step_by(w).zip(src) {
-                    *dst = v;
-                }
-            }
-        });
+        blocks
+            .into_par_iter()
+            .for_each(|(n0, w, blk)| transpose_into(&wts[n0 * k..(n0 + w) * k], k, w, blk));
         Packed {
             data,
             start,
@@ -127,6 +123,45 @@ impl Packed {
         (w, w, &self.data[at..at + self.k * w])
     }
 }
+
+/// `dst = srcᵀ` for row-major `src` (`[rows, k]`) into row-major `dst` (`[k, rows]`), by
+/// `8 x 8` tiles held in registers, so that both sides move along cache lines; the ragged edges
+/// value by value.
+#[inline(always)]
+fn transpose_impl(src: &[f32], k: usize, rows: usize, dst: &mut [f32]) {
+    const T: usize = 8;
+    if src.len() < rows * k || dst.len() < rows * k {
+        debug_assert!(false, "transpose_into: operands shorter than their sizes");
+        return;
+    }
+    let (full_rows, full_k) = (rows / T * T, k / T * T);
+    for i0 in (0..full_rows).step_by(T) {
+        for p0 in (0..full_k).step_by(T) {
+            let mut tile = [[0.0f32; T]; T];
+            for (i, t) in tile.iter_mut().enumerate() {
+                let at = (i0 + i) * k + p0;
+                t.copy_from_slice(&src[at..at + T]);
+            }
+            for q in 0..T {
+                let at = (p0 + q) * rows + i0;
+                for (o, t) in dst[at..at + T].iter_mut().zip(&tile) {
+                    *o = t[q];
+                }
+            }
+        }
+    }
+    for i in 0..rows {
+        let from = if i < full_rows { full_k } else { 0 };
+        for p in from..k {
+            dst[p * rows + i] = src[i * k + p];
+        }
+    }
+}
+
+dispatch!(
+    /// `dst = srcᵀ` (see [`transpose_impl`]).
+    fn transpose_into(src: &[f32], k: usize, rows: usize, dst: &mut [f32]) => transpose_impl
+);
 
 #[inline(always)]
 fn gather_rows_impl(
@@ -210,15 +245,17 @@ fn span<const BIN: bool>(idx: &[u32], val: &[f32], blk: &[f32], ldb: usize, dst:
             let src = &blk[k as usize * ldb + j..][..w - j];
             let v = if BIN { 1.0 } else { val[i] };
             for (a, &s) in acc.iter_mut().zip(src) {
-                *a += v * s;
+                *a = v.mul_add(s, *a);
             }
         }
         dst[j..].copy_from_slice(&acc[..w - j]);
     }
 }
 
-/// Columns `j..j + W` of [`span`], the accumulators in registers; entries in ascending order.
-/// With `BIN` every value is 1 and the multiply is skipped (`1·s == s`: the same sum).
+/// Columns `j..j + W` of [`span`], the accumulators in registers: even and odd entries go to
+/// two sets of partial sums (each in ascending order; two independent chains hide the add
+/// latency), added at the end. With `BIN` every value is 1 and the multiply is skipped;
+/// otherwise each entry is one fused multiply-add.
 #[inline(always)]
 fn block<const W: usize, const BIN: bool>(
     idx: &[u32],
@@ -228,7 +265,6 @@ fn block<const W: usize, const BIN: bool>(
     j: usize,
     dst: &mut [f32],
 ) {
-    let mut acc = [0.0f32; W];
     let row = |k: u32| {
         let at = k as usize * ldb + j;
         debug_assert!(at + W <= blk.len());
@@ -238,20 +274,30 @@ fn block<const W: usize, const BIN: bool>(
         // `at + W <= k·ldb + w <= blk.len()`.
         unsafe { blk.get_unchecked(at..at + W) }
     };
-    if BIN {
-        for &k in idx {
+    let add = |acc: &mut [f32; W], i: usize, k: u32| {
+        if BIN {
             for (a, &s) in acc.iter_mut().zip(row(k)) {
                 *a += s;
             }
-        }
-    } else {
-        for (&k, &v) in idx.iter().zip(val) {
+        } else {
+            let v = val[i];
             for (a, &s) in acc.iter_mut().zip(row(k)) {
-                *a += v * s;
+                *a = v.mul_add(s, *a);
             }
         }
+    };
+    let (mut even, mut odd) = ([0.0f32; W], [0.0f32; W]);
+    let pairs = idx.len() / 2;
+    for p in 0..pairs {
+        add(&mut even, 2 * p, idx[2 * p]);
+        add(&mut odd, 2 * p + 1, idx[2 * p + 1]);
     }
-    dst.copy_from_slice(&acc);
+    if idx.len() % 2 == 1 {
+        add(&mut even, idx.len() - 1, idx[idx.len() - 1]);
+    }
+    for ((d, e), o) in dst.iter_mut().zip(even).zip(odd) {
+        *d = e + o;
+    }
 }
 
 /// `dw = gᵀ·x` (`[n, x.cols]`) for row-major `g` (`[x.rows, n]`), and with `db` the column
