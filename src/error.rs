@@ -61,6 +61,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Run analysis (frames, statistics, figures, reports) was given data it cannot use.
+    #[error("analysis: {0}")]
+    Analysis(String),
+
+    /// A template failed to load or render.
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+
     /// The tensor backend (candle) reported a failure.
     #[error("tensor backend")]
     Tensor(#[from] candle_core::Error),

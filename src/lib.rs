@@ -2,17 +2,25 @@
 //! every run in a versioned run directory that all analysis reads.
 //!
 //! Data flow (one direction): `configs/*.yaml` + overrides -> [`ExperimentConfig`] -> training ->
-//! `runs/<experiment>/<variant>/seed_<n>/` ([`rundir`]).
+//! `runs/<experiment>/<variant>/seed_<n>/` ([`rundir`]) -> polars frames ([`runs`]) -> statistics
+//! ([`stats`]) -> figures ([`plot`]) and markdown ([`report`]), shown inline in notebooks
+//! ([`display`]).
 
 pub mod alloc;
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod display;
 mod error;
 mod experiment;
+pub mod frame;
 pub mod fsutil;
 pub mod nn;
+pub mod plot;
+pub mod report;
 pub mod rundir;
+pub mod runs;
+pub mod stats;
 pub mod train;
 
 pub use config::ExperimentConfig;

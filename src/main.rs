@@ -1,5 +1,8 @@
 //! The `autoresearch` command: a thin layer over the library.
 
+#[path = "cli/analysis.rs"]
+mod analysis;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,6 +93,36 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Scan run directories: runs per status, the summary per experiment, and unreadable files.
+    Runs {
+        /// Root of the run directories.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Metric summarised per experiment and variant.
+        #[arg(long, default_value = "best_val_acc")]
+        metric: String,
+        /// Also write the runs frame here as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Render the leaderboard from the run directories; with --write, replace the section between
+    /// `<!-- leaderboard:begin -->` and `<!-- leaderboard:end -->` of that file.
+    Leaderboard {
+        /// Root of the run directories.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Labels per experiment: project, iteration, notes, status (valid|invalid|abandoned).
+        #[arg(long, default_value = "leaderboard.yaml")]
+        annotations: PathBuf,
+        /// Directory whose leaderboard.md.j2 overrides the shipped template.
+        #[arg(long, default_value = "templates")]
+        templates: PathBuf,
+        /// Markdown file to update in place (e.g. README.md); else print the section.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+    /// Write an evidence report (report.md, CSVs, figures) for experiments or experiment/variants.
+    Report(analysis::ReportArgs),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -244,6 +277,14 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             }
             Ok(())
         }
+        Command::Runs { runs, metric, csv } => analysis::runs(&runs, &metric, csv.as_deref()),
+        Command::Leaderboard {
+            runs,
+            annotations,
+            templates,
+            write,
+        } => analysis::leaderboard(&runs, &annotations, &templates, write.as_deref()),
+        Command::Report(args) => analysis::report(args),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());

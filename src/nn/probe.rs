@@ -104,6 +104,31 @@ pub struct LayerTrace {
     pub membrane: Tensor,
 }
 
+/// A `[T][N]` matrix as rows (one per time step).
+pub type Rows = Vec<Vec<f32>>;
+
+impl LayerTrace {
+    /// Spikes and membrane of batch sample `sample`, its first `neurons` neurons (flattened over
+    /// the feature dims), as `[T][N]` rows: the input of
+    /// [`crate::plot::SpikeRaster`] and [`crate::plot::MembraneTrace`].
+    pub fn sample(&self, sample: usize, neurons: usize) -> Result<(Rows, Rows)> {
+        let rows = |t: &Tensor| -> Result<Rows> {
+            let dims = t.dims();
+            if dims.len() < 3 || sample >= dims[1] {
+                candle_core::bail!(
+                    "trace of {}: sample {sample} of a {:?} tensor ([T, B, ...] expected)",
+                    self.name,
+                    dims
+                );
+            }
+            let one = t.narrow(1, sample, 1)?.flatten_from(1)?;
+            let n = neurons.min(one.dim(1)?);
+            one.narrow(1, 0, n)?.to_dtype(DType::F32)?.to_vec2()
+        };
+        Ok((rows(&self.spikes)?, rows(&self.membrane)?))
+    }
+}
+
 /// Membrane and spike traces of every spiking layer for one batch, for plotting.
 #[derive(Debug, Clone, Default)]
 pub struct Traces {

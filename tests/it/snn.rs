@@ -211,6 +211,32 @@ fn spiking_run_resumes_to_the_same_result_and_records_traces() {
             assert_eq!(*s, if *m > 1.0 { 1.0 } else { 0.0 });
         }
     }
+
+    // the first sample's lif1 activity plots as a raster and as membrane traces
+    let (spikes, membrane) = traces.layers[0].sample(0, 64).unwrap();
+    assert_eq!((spikes.len(), spikes[0].len()), (25, 64));
+    let raster = autoresearch::plot::SpikeRaster {
+        title: "lif1 spikes, sample 0".into(),
+        spikes,
+    };
+    let png = autoresearch::plot::Figure::render(&raster).unwrap();
+    assert!(png.png().starts_with(b"\x89PNG") && png.svg().contains("lif1 spikes"));
+    let trace = autoresearch::plot::MembraneTrace {
+        title: "lif1 membrane, sample 0".into(),
+        membrane: membrane.iter().map(|row| row[..4].to_vec()).collect(),
+        threshold: Some(1.0),
+    };
+    assert!(
+        autoresearch::plot::Figure::render(&trace)
+            .unwrap()
+            .png()
+            .len()
+            > 5_000
+    );
+    assert!(
+        traces.layers[0].sample(3, 8).is_err(),
+        "only 3 samples were recorded"
+    );
 }
 
 #[test]

@@ -1,0 +1,129 @@
+//! The analysis commands of the CLI: `runs`, `leaderboard` and `report`, thin over the library.
+
+use std::path::{Path, PathBuf};
+
+use autoresearch::report::{
+    replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions,
+};
+use autoresearch::runs::{scan, status_counts, RunScan};
+use autoresearch::stats::{summarize, Group};
+use autoresearch::{Error, Result};
+
+/// Scans `root`, printing unreadable files to stderr (they never stop the command).
+fn scan_reporting(root: &Path) -> Result<RunScan> {
+    let found = scan(root)?;
+    for p in &found.problems {
+        eprintln!("skipped {p}");
+    }
+    Ok(found)
+}
+
+/// `autoresearch runs`.
+pub fn runs(root: &Path, metric: &str, csv: Option<&Path>) -> Result<()> {
+    let found = scan_reporting(root)?;
+    let counts = status_counts(&found)?;
+    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "{} runs under {} ({}); {} unreadable",
+        found.runs.height(),
+        root.display(),
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        },
+        found.problems.len()
+    );
+    if found.runs.height() > 0 {
+        println!("{}", summarize(&found.runs, metric)?);
+    }
+    if let Some(path) = csv {
+        let bytes = autoresearch::report::evidence::csv(&found.runs)?;
+        autoresearch::fsutil::write_atomic(path, &bytes)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `autoresearch leaderboard`.
+pub fn leaderboard(
+    root: &Path,
+    annotations: &Path,
+    templates: &Path,
+    write: Option<&Path>,
+) -> Result<()> {
+    let found = scan_reporting(root)?;
+    let board = Leaderboard::build(&found.runs, &Annotations::load(annotations)?)?;
+    let section = board.render(Some(templates))?;
+    match write {
+        None => print!("{section}"),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+            let updated = replace_section(&text, &section)
+                .map_err(|e| Error::Analysis(format!("{}: {e}", path.display())))?;
+            if updated == text {
+                println!("{} is up to date", path.display());
+            } else {
+                autoresearch::fsutil::write_atomic(path, updated.as_bytes())?;
+                println!("updated the leaderboard in {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `autoresearch report` was asked for.
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Groups to report: `experiment` (all its variants) or `experiment/variant`.
+    #[arg(required = true)]
+    groups: Vec<String>,
+    /// Output directory, e.g. reports/<name>/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Group the others are compared with, seed by seed (default: the first group).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Root of the run directories.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Run metric summarised and compared.
+    #[arg(long, default_value = "best_val_acc")]
+    metric: String,
+    /// Title (default: the output directory's name).
+    #[arg(long)]
+    title: Option<String>,
+    /// Directory whose report.md.j2 overrides the shipped template.
+    #[arg(long, default_value = "templates")]
+    templates: PathBuf,
+}
+
+/// `autoresearch report`.
+pub fn report(args: ReportArgs) -> Result<()> {
+    let groups = args
+        .groups
+        .iter()
+        .flat_map(|g| g.split(','))
+        .filter(|g| !g.trim().is_empty())
+        .map(|g| Group::parse(g.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let found = scan_reporting(&args.runs)?;
+    let title = args.title.clone().unwrap_or_else(|| {
+        args.out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "report".into())
+    });
+    let mut options = ReportOptions::new(title, groups, args.runs.display().to_string());
+    if let Some(b) = &args.baseline {
+        options.baseline = Some(Group::parse(b)?);
+    }
+    options.metric = args.metric;
+    options.templates = Some(args.templates);
+    let report = EvidenceReport::build(&found, &options)?;
+    let written = report.write(&args.out)?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Inline display in an evcxr (Rust Jupyter) notebook: one trait, [`NotebookDisplay`], for
+//! figures (PNG), frames (HTML tables) and reports (markdown). evcxr calls `evcxr_display` on the
+//! value of a cell's last expression when the type has that method in scope.
+
+use base64::Engine;
+use polars::prelude::{AnyValue, DataFrame};
+
+use crate::plot::Figure;
+
+/// Rows of a frame shown inline (the rest are summarised in a footer line).
+const MAX_ROWS: usize = 50;
+
+/// A value a notebook can show: its MIME type and content.
+pub trait NotebookDisplay {
+    /// `(mime type, content)`; binary content is base64 encoded.
+    fn notebook_content(&self) -> (&'static str, String);
+
+    /// Prints the content in evcxr's display protocol.
+    fn evcxr_display(&self) {
+        let (mime, content) = self.notebook_content();
+        println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+    }
+}
+
+impl NotebookDisplay for Figure {
+    fn notebook_content(&self) -> (&'static str, String) {
+        (
+            "image/png",
+            base64::engine::general_purpose::STANDARD.encode(self.png()),
+        )
+    }
+}
+
+impl NotebookDisplay for DataFrame {
+    fn notebook_content(&self) -> (&'static str, String) {
+        ("text/html", frame_html(self))
+    }
+}
+
+/// Markdown text shown rendered (a report or a leaderboard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Markdown(pub String);
+
+impl NotebookDisplay for Markdown {
+    fn notebook_content(&self) -> (&'static str, String) {
+        ("text/markdown", self.0.clone())
+    }
+}
+
+/// An HTML table of the first [`MAX_ROWS`] rows of `df`.
+pub fn frame_html(df: &DataFrame) -> String {
+    let mut html = String::from("<table>\n<thead><tr>");
+    for name in df.get_column_names() {
+        html.push_str(&format!("<th>{}</th>", escape(name.as_str())));
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    let columns = df.columns();
+    for row in 0..df.height().min(MAX_ROWS) {
+        html.push_str("<tr>");
+        for col in columns {
+            let cell = match col.get(row) {
+                Ok(AnyValue::Null) | Err(_) => String::new(),
+                Ok(AnyValue::String(s)) => s.to_string(),
+                Ok(AnyValue::Float64(x)) => format!("{x:.6}"),
+                Ok(v) => v.to_string(),
+            };
+            html.push_str(&format!("<td>{}</td>", escape(&cell)));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</tbody>\n</table>\n");
+    if df.height() > MAX_ROWS {
+        html.push_str(&format!(
+            "<p>{} of {} rows shown</p>\n",
+            MAX_ROWS,
+            df.height()
+        ));
+    }
+    html
+}
+
+/// Text made safe inside HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Frame, Values};
+
+    #[test]
+    fn frames_show_as_escaped_html_tables() -> crate::Result<()> {
+        let df = Frame::new()
+            .strs("name", ["a<b", "c"])
+            .with("x", Values::F64(vec![Some(0.5), None]))
+            .finish()?;
+        let (mime, html) = df.notebook_content();
+        assert_eq!(mime, "text/html");
+        assert!(html.contains("<th>name</th><th>x</th>"), "{html}");
+        assert!(html.contains("<td>a&lt;b</td><td>0.500000</td>"), "{html}");
+        assert!(html.contains("<td>c</td><td></td>"), "{html}");
+        Ok(())
+    }
+
+    #[test]
+    fn markdown_is_shown_as_markdown() {
+        let (mime, text) = Markdown("# Title".into()).notebook_content();
+        assert_eq!((mime, text.as_str()), ("text/markdown", "# Title"));
+    }
+}

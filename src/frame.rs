@@ -1,0 +1,134 @@
+//! A small column builder that keeps polars behind our own signatures (its API moves between
+//! releases): analysis code collects typed columns, then [`Frame::finish`] makes a `DataFrame`.
+
+use polars::prelude::{Column, DataFrame, NamedFrom, Series};
+
+use crate::error::{Error, Result};
+
+/// Values of one column, each possibly missing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// 64-bit floats.
+    F64(Vec<Option<f64>>),
+    /// Unsigned integers (seeds, epochs, counts).
+    U64(Vec<Option<u64>>),
+    /// Text.
+    Str(Vec<Option<String>>),
+    /// Booleans.
+    Bool(Vec<Option<bool>>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::F64(v) => v.len(),
+            Values::U64(v) => v.len(),
+            Values::Str(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+
+    fn series(&self, name: &str) -> Series {
+        match self {
+            Values::F64(v) => Series::new(name.into(), v),
+            Values::U64(v) => Series::new(name.into(), v),
+            Values::Str(v) => Series::new(name.into(), v),
+            Values::Bool(v) => Series::new(name.into(), v),
+        }
+    }
+}
+
+/// Named columns in order, checked for equal length when finished.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    columns: Vec<(String, Values)>,
+}
+
+impl Frame {
+    /// An empty frame.
+    pub fn new() -> Self {
+        Frame::default()
+    }
+
+    /// Appends a column.
+    pub fn with(mut self, name: impl Into<String>, values: Values) -> Self {
+        self.columns.push((name.into(), values));
+        self
+    }
+
+    /// Appends a column in place.
+    pub fn push(&mut self, name: impl Into<String>, values: Values) {
+        self.columns.push((name.into(), values));
+    }
+
+    /// Appends a float column with no missing values.
+    pub fn f64s(self, name: &str, values: impl IntoIterator<Item = f64>) -> Self {
+        self.with(name, Values::F64(values.into_iter().map(Some).collect()))
+    }
+
+    /// Appends a text column with no missing values.
+    pub fn strs<S: Into<String>>(self, name: &str, values: impl IntoIterator<Item = S>) -> Self {
+        self.with(
+            name,
+            Values::Str(values.into_iter().map(|s| Some(s.into())).collect()),
+        )
+    }
+
+    /// Appends an unsigned integer column with no missing values.
+    pub fn u64s(self, name: &str, values: impl IntoIterator<Item = u64>) -> Self {
+        self.with(name, Values::U64(values.into_iter().map(Some).collect()))
+    }
+
+    /// The polars frame; an error names the first column whose length differs.
+    pub fn finish(self) -> Result<DataFrame> {
+        let height = self.columns.first().map_or(0, |(_, v)| v.len());
+        if let Some((name, v)) = self.columns.iter().find(|(_, v)| v.len() != height) {
+            return Err(Error::Analysis(format!(
+                "column `{name}` has {} values, the first column {height}",
+                v.len()
+            )));
+        }
+        let columns: Vec<Column> = self
+            .columns
+            .iter()
+            .map(|(name, v)| Column::from(v.series(name)))
+            .collect();
+        DataFrame::new(height, columns)
+            .map_err(|e| Error::Analysis(format!("building a frame: {e}")))
+    }
+}
+
+/// The values of float column `name` of `df` (missing as `None`), or an error naming it.
+pub fn f64_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    let col = df
+        .column(name)
+        .map_err(|_| missing_column(df, name))?
+        .cast(&polars::prelude::DataType::Float64)
+        .map_err(|e| Error::Analysis(format!("column `{name}` is not numeric: {e}")))?;
+    let ca = col
+        .f64()
+        .map_err(|e| Error::Analysis(format!("column `{name}`: {e}")))?;
+    Ok(ca.iter().collect())
+}
+
+/// The values of text column `name` of `df` (missing as `None`), or an error naming it.
+pub fn str_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let col = df
+        .column(name)
+        .map_err(|_| missing_column(df, name))?
+        .cast(&polars::prelude::DataType::String)
+        .map_err(|e| Error::Analysis(format!("column `{name}` is not text: {e}")))?;
+    let ca = col
+        .str()
+        .map_err(|e| Error::Analysis(format!("column `{name}`: {e}")))?;
+    Ok(ca.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+fn missing_column(df: &DataFrame, name: &str) -> Error {
+    let have: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    Error::Analysis(format!("no column `{name}` (columns: {})", have.join(", ")))
+}

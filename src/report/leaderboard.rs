@@ -1,0 +1,278 @@
+//! The README leaderboard: per dataset, groups ranked by mean validation accuracy over seeds,
+//! labelled from an annotations file (project, iteration, notes, invalid / abandoned), and the
+//! replacement of the README's marked section.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+
+use super::{pct_pm, render};
+use crate::error::{Error, Result};
+use crate::frame::{f64_column, str_column};
+use crate::stats::{summarize, Group};
+
+/// Marks the start of the generated section in a README.
+pub const BEGIN: &str = "<!-- leaderboard:begin -->";
+/// Marks its end.
+pub const END: &str = "<!-- leaderboard:end -->";
+
+/// Standing of a leaderboard entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    /// Ranked in its dataset's table.
+    #[default]
+    Valid,
+    /// Listed under "Invalid / abandoned": the result is wrong (e.g. a leak or a bug).
+    Invalid,
+    /// Listed under "Invalid / abandoned": the line of work was dropped.
+    Abandoned,
+}
+
+/// Labels of one experiment (or variant) on the leaderboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotation {
+    /// Research project the runs belong to.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Iteration of that project.
+    #[serde(default)]
+    pub iteration: Option<String>,
+    /// Free text shown in the Notes column (or the reason, when not valid).
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Whether the entry is ranked.
+    #[serde(default)]
+    pub status: EntryStatus,
+}
+
+/// `leaderboard.yaml`: annotations keyed by `experiment` or `experiment/variant` (the more
+/// specific key wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotations {
+    /// Entries by group key.
+    #[serde(default)]
+    pub entries: BTreeMap<String, Annotation>,
+}
+
+impl Annotations {
+    /// Reads an annotations file; a missing file means no annotations.
+    pub fn load(path: &Path) -> Result<Annotations> {
+        if !path.exists() {
+            return Ok(Annotations::default());
+        }
+        let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+        serde_yaml_ng::from_str(&text).map_err(|e| Error::ConfigParse {
+            path: path.to_path_buf(),
+            message: format!(
+                "{e} (expected `entries: {{<experiment>[/<variant>]: {{project, iteration, notes, status: valid|invalid|abandoned}}}}`)"
+            ),
+        })
+    }
+
+    /// The annotation of a group: `experiment/variant`, else `experiment`, else empty.
+    fn of(&self, experiment: &str, variant: &str) -> Annotation {
+        self.entries
+            .get(&format!("{experiment}/{variant}"))
+            .or_else(|| self.entries.get(experiment))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// One table row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// 1-based rank in its dataset (0 for invalid entries).
+    pub rank: usize,
+    /// Project label, `—` when unannotated.
+    pub project: String,
+    /// Iteration label, `—` when unannotated.
+    pub iteration: String,
+    /// `experiment[/variant] (model kind)`.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// `mean% ± std%`.
+    pub accuracy: String,
+    /// Number of seeds.
+    pub seeds: u64,
+    /// Notes (or the reason an entry is invalid).
+    pub notes: String,
+    /// `valid`, `invalid` or `abandoned`.
+    pub status: String,
+    /// Mean accuracy, for sorting.
+    #[serde(skip)]
+    pub mean: f64,
+}
+
+/// One dataset's ranked table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetTable {
+    /// Dataset name.
+    pub name: String,
+    /// Rows, best first.
+    pub rows: Vec<Row>,
+}
+
+/// The whole leaderboard, ready to render.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Leaderboard {
+    /// Date of the newest finished run shown (so rerunning on other days changes nothing).
+    pub updated: String,
+    /// Completed runs counted.
+    pub total_runs: u64,
+    /// Ranked tables, by dataset name.
+    pub datasets: Vec<DatasetTable>,
+    /// Invalid and abandoned entries.
+    pub invalid: Vec<Row>,
+}
+
+impl Leaderboard {
+    /// Builds the leaderboard of `best_val_acc` from the `runs` frame of
+    /// [`crate::runs::scan`], labelled by `annotations`.
+    pub fn build(runs: &DataFrame, annotations: &Annotations) -> Result<Leaderboard> {
+        let summary = summarize(runs, "best_val_acc")?;
+        let col = |name: &str| str_column(&summary, name);
+        let (exp, var, model, dataset) = (
+            col("experiment")?,
+            col("variant")?,
+            col("model")?,
+            col("dataset")?,
+        );
+        let (mean, std) = (f64_column(&summary, "mean")?, f64_column(&summary, "std")?);
+        let n = f64_column(&summary, "n_seeds")?;
+        let mut tables: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        let mut invalid = Vec::new();
+        let mut total_runs = 0;
+        for i in 0..summary.height() {
+            let (Some(e), Some(v), Some(m)) = (&exp[i], &var[i], mean[i]) else {
+                continue;
+            };
+            let a = annotations.of(e, v);
+            let seeds = n[i].unwrap_or(0.0) as u64;
+            let ds = dataset[i].clone().unwrap_or_default();
+            let row = Row {
+                rank: 0,
+                project: a.project.unwrap_or_else(|| "—".into()),
+                iteration: a.iteration.unwrap_or_else(|| "—".into()),
+                model: format!(
+                    "{} ({})",
+                    Group::label(e, v),
+                    model[i].as_deref().unwrap_or("?")
+                ),
+                dataset: display_dataset(&ds),
+                accuracy: pct_pm(m, std[i]),
+                seeds,
+                notes: a.notes.unwrap_or_default(),
+                status: serde_yaml_ng::to_string(&a.status)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default(),
+                mean: m,
+            };
+            if a.status == EntryStatus::Valid {
+                total_runs += seeds;
+                tables.entry(ds).or_default().push(row);
+            } else {
+                invalid.push(row);
+            }
+        }
+        let datasets = tables
+            .into_iter()
+            .map(|(name, mut rows)| {
+                rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then(a.model.cmp(&b.model)));
+                for (i, r) in rows.iter_mut().enumerate() {
+                    r.rank = i + 1;
+                }
+                DatasetTable {
+                    name: display_dataset(&name),
+                    rows,
+                }
+            })
+            .collect();
+        invalid.sort_by(|a, b| a.model.cmp(&b.model));
+        Ok(Leaderboard {
+            updated: newest_finish(runs)?.unwrap_or_else(|| "—".into()),
+            total_runs,
+            datasets,
+            invalid,
+        })
+    }
+
+    /// The leaderboard's markdown (template `leaderboard.md.j2`).
+    pub fn render(&self, templates: Option<&Path>) -> Result<String> {
+        render("leaderboard.md.j2", templates, self)
+    }
+}
+
+/// `mnist` -> `MNIST`, `fashion_mnist` -> `Fashion-MNIST`; others unchanged.
+fn display_dataset(name: &str) -> String {
+    match name {
+        "mnist" => "MNIST".into(),
+        "fashion_mnist" => "Fashion-MNIST".into(),
+        "cifar10" => "CIFAR-10".into(),
+        other => other.into(),
+    }
+}
+
+/// The date (`YYYY-MM-DD`) of the newest `finished_at` among completed runs.
+fn newest_finish(runs: &DataFrame) -> Result<Option<String>> {
+    let status = str_column(runs, "status")?;
+    let finished = str_column(runs, "finished_at")?;
+    Ok(status
+        .iter()
+        .zip(&finished)
+        .filter(|(s, _)| s.as_deref() == Some("completed"))
+        .filter_map(|(_, f)| f.as_deref())
+        .filter_map(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
+        .max()
+        .map(|t| t.date_naive().format("%Y-%m-%d").to_string()))
+}
+
+/// `readme` with the text between [`BEGIN`] and [`END`] replaced by `section` (the marker
+/// lines and everything outside them stay byte for byte). An error when the markers are
+/// missing, repeated or out of order.
+pub fn replace_section(readme: &str, section: &str) -> Result<String> {
+    let count = |m: &str| readme.matches(m).count();
+    let (Some(begin), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
+        return Err(Error::Analysis(format!(
+            "the README has no leaderboard section: add a line `{BEGIN}` and a line `{END}` where the table goes"
+        )));
+    };
+    if count(BEGIN) != 1 || count(END) != 1 || end < begin {
+        return Err(Error::Analysis(format!(
+            "the README needs exactly one `{BEGIN}` followed by one `{END}`"
+        )));
+    }
+    let start = begin + BEGIN.len();
+    let body = section.trim_matches('\n');
+    Ok(format!(
+        "{}\n{}\n{}",
+        &readme[..start],
+        body,
+        &readme[end..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacement_keeps_the_rest_and_is_idempotent() -> Result<()> {
+        let readme = format!("# Title\n\nintro\n{BEGIN}\nold table\n{END}\ntail\n");
+        let once = replace_section(&readme, "new\ntable\n")?;
+        assert_eq!(
+            once,
+            format!("# Title\n\nintro\n{BEGIN}\nnew\ntable\n{END}\ntail\n")
+        );
+        assert_eq!(replace_section(&once, "new\ntable\n")?, once);
+        assert!(replace_section("no markers", "x").is_err());
+        assert!(replace_section(&format!("{END}\n{BEGIN}\n"), "x").is_err());
+        Ok(())
+    }
+}

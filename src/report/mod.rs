@@ -1,0 +1,87 @@
+//! Markdown from run directories through minijinja templates: the README leaderboard
+//! ([`leaderboard`]) and evidence reports ([`evidence`]). Templates live in `templates/`; the
+//! build embeds copies, and a project's own `templates/` directory overrides them by file name.
+
+pub mod evidence;
+pub mod leaderboard;
+
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+pub use evidence::{EvidenceReport, ReportOptions};
+pub use leaderboard::{replace_section, Annotation, Annotations, Leaderboard};
+
+/// The templates shipped with the build, by file name.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "leaderboard.md.j2",
+        include_str!("../../templates/leaderboard.md.j2"),
+    ),
+    ("report.md.j2", include_str!("../../templates/report.md.j2")),
+];
+
+/// Renders template `name` with `context`: from `<dir>/<name>` when `dir` holds it, else the
+/// embedded copy.
+pub fn render(name: &str, dir: Option<&Path>, context: impl Serialize) -> Result<String> {
+    let fail = |message: String| Error::Template {
+        name: name.to_string(),
+        message,
+    };
+    let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+        Some(path) => std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?,
+        None => EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| (*s).to_string())
+            .ok_or_else(|| {
+                fail(format!(
+                    "no such template (shipped: {})",
+                    EMBEDDED
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?,
+    };
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    env.add_template_owned(name.to_string(), source)
+        .map_err(|e| fail(e.to_string()))?;
+    env.get_template(name)
+        .and_then(|t| t.render(context))
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// `x` as a percentage with two decimals (`0.97623` -> `97.62`).
+pub(crate) fn pct(x: f64) -> String {
+    format!("{:.2}", 100.0 * x)
+}
+
+/// `mean ± std` in percent, or the mean alone for one seed.
+pub(crate) fn pct_pm(mean: f64, std: Option<f64>) -> String {
+    match std {
+        Some(s) => format!("{}% ± {}%", pct(mean), pct(s)),
+        None => format!("{}%", pct(mean)),
+    }
+}
+
+/// `x` with four significant decimals, or `—` when missing.
+pub(crate) fn num(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v:.4}"),
+        _ => "—".into(),
+    }
+}
+
+/// A p-value: four decimals, or `< 0.0001`.
+pub(crate) fn pvalue(p: Option<f64>) -> String {
+    match p {
+        Some(v) if v < 1e-4 => "< 0.0001".into(),
+        other => num(other),
+    }
+}
