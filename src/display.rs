@@ -5,6 +5,8 @@
 use base64::Engine;
 use polars::prelude::{AnyValue, DataFrame};
 
+use crate::frame::cell_text;
+
 use crate::plot::Figure;
 
 /// Rows of a frame shown inline (the rest are summarised in a footer line).
@@ -59,10 +61,8 @@ pub fn frame_html(df: &DataFrame) -> String {
         html.push_str("<tr>");
         for col in columns {
             let cell = match col.get(row) {
-                Ok(AnyValue::Null) | Err(_) => String::new(),
-                Ok(AnyValue::String(s)) => s.to_string(),
                 Ok(AnyValue::Float64(x)) => format!("{x:.6}"),
-                Ok(v) => v.to_string(),
+                _ => cell_text(col, row).unwrap_or_default(),
             };
             html.push_str(&format!("<td>{}</td>", escape(&cell)));
         }

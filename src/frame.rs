@@ -1,7 +1,7 @@
 //! A small column builder that keeps polars behind our own signatures (its API moves between
 //! releases): analysis code collects typed columns, then [`Frame::finish`] makes a `DataFrame`.
 
-use polars::prelude::{Column, DataFrame, NamedFrom, Series};
+use polars::prelude::{AnyValue, Column, DataFrame, NamedFrom, Series};
 
 use crate::error::{Error, Result};
 
@@ -131,4 +131,55 @@ fn missing_column(df: &DataFrame, name: &str) -> Error {
         .map(|n| n.to_string())
         .collect();
     Error::Analysis(format!("no column `{name}` (columns: {})", have.join(", ")))
+}
+
+/// Cell `row` of `col` as text: `None` when missing; floats in full (shortest round-trip) form.
+pub fn cell_text(col: &Column, row: usize) -> Option<String> {
+    match col.get(row) {
+        Ok(AnyValue::Null) | Err(_) => None,
+        Ok(AnyValue::Float64(x)) => Some(x.to_string()),
+        Ok(AnyValue::Float32(x)) => Some(x.to_string()),
+        // text without the quotes `AnyValue`'s Display adds
+        Ok(v) => Some(v.get_str().map_or_else(|| v.to_string(), str::to_string)),
+    }
+}
+
+/// `df` as CSV bytes: a header line, then one line per row (missing cells empty, fields quoted
+/// where they need it).
+pub fn to_csv(df: &DataFrame) -> Result<Vec<u8>> {
+    let fail = |e: csv::Error| Error::Analysis(format!("writing CSV: {e}"));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record(df.get_column_names().iter().map(|n| n.as_str()))
+        .map_err(fail)?;
+    let columns = df.columns();
+    for row in 0..df.height() {
+        writer
+            .write_record(
+                columns
+                    .iter()
+                    .map(|c| cell_text(c, row).unwrap_or_default()),
+            )
+            .map_err(fail)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| Error::Analysis(format!("writing CSV: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it_and_leaves_missing_cells_empty() -> Result<()> {
+        let df = Frame::new()
+            .strs("name", ["plain", "a,b"])
+            .with("x", Values::F64(vec![Some(0.1 + 0.2), None]))
+            .u64s("n", [1, 2])
+            .finish()?;
+        let text = String::from_utf8(to_csv(&df)?).map_err(|e| Error::Analysis(e.to_string()))?;
+        assert_eq!(text, "name,x,n\nplain,0.30000000000000004,1\n\"a,b\",,2\n");
+        Ok(())
+    }
 }

@@ -38,7 +38,7 @@ pub fn runs(root: &Path, metric: &str, csv: Option<&Path>) -> Result<()> {
         println!("{}", summarize(&found.runs, metric)?);
     }
     if let Some(path) = csv {
-        let bytes = autoresearch::report::evidence::csv(&found.runs)?;
+        let bytes = autoresearch::frame::to_csv(&found.runs)?;
         autoresearch::fsutil::write_atomic(path, &bytes)?;
         println!("wrote {}", path.display());
     }

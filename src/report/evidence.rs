@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use polars::prelude::{BooleanChunked, CsvWriter, DataFrame, NewChunkedArray, SerWriter};
+use polars::prelude::{BooleanChunked, DataFrame, NewChunkedArray};
 use serde::Serialize;
 
 use super::{num, pct, pvalue, render};
 use crate::error::{Error, Result};
-use crate::frame::{f64_column, str_column};
+use crate::frame::{f64_column, str_column, to_csv as csv};
 use crate::fsutil::write_atomic;
 use crate::plot::{Figure, FinalMetric, LearningCurves};
 use crate::runs::{Problem, RunScan, RUN_COLUMNS};
@@ -143,16 +143,6 @@ impl EvidenceReport {
         }
         Ok(written)
     }
-}
-
-/// `df` as CSV bytes (header, comma separated).
-pub fn csv(df: &DataFrame) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut df = df.clone();
-    CsvWriter::new(&mut out)
-        .finish(&mut df)
-        .map_err(|e| Error::Analysis(format!("writing CSV: {e}")))?;
-    Ok(out)
 }
 
 /// The rows of `df` (with `experiment` and `variant` columns) in any of `groups`.

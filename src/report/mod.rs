@@ -1,5 +1,5 @@
-//! Markdown from run directories through minijinja templates: the README leaderboard
-//! ([`leaderboard`]) and evidence reports ([`evidence`]). Templates live in `templates/`; the
+//! Text from minijinja templates: the README leaderboard ([`leaderboard`]), evidence reports
+//! ([`evidence`]), and the cluster job scripts ([`crate::cluster`]). Templates live in `templates/`; the
 //! build embeds copies, and a project's own `templates/` directory overrides them by file name.
 
 pub mod evidence;
@@ -22,6 +22,8 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/leaderboard.md.j2"),
     ),
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
+    ("pbs.sh.j2", include_str!("../../templates/pbs.sh.j2")),
+    ("slurm.sh.j2", include_str!("../../templates/slurm.sh.j2")),
 ];
 
 /// Renders template `name` with `context`: from `<dir>/<name>` when `dir` holds it, else the

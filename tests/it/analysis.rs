@@ -258,7 +258,7 @@ fn paired_comparisons_match_an_independent_computation() {
 }
 
 /// Compares `got` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
-fn golden(name: &str, got: &str) {
+pub fn golden(name: &str, got: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);

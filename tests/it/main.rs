@@ -4,6 +4,7 @@
 
 mod analysis;
 mod cli;
+mod cluster;
 mod compose;
 mod data;
 mod grad;

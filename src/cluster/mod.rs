@@ -1,0 +1,17 @@
+//! Running sweeps on HPC clusters: cluster profiles ([`profile`]), walltime sizing
+//! ([`walltime`]), job scripts from templates ([`script`]), PBS status parsing ([`pbs`]) and
+//! the job ledger ([`ledger`]).
+//!
+//! Built so far: everything that does not talk to a cluster. The SSH transport, Slurm status
+//! parsing, submit / status / cancel / fetch / monitor and the local executor come next.
+
+pub mod ledger;
+pub mod pbs;
+pub mod profile;
+pub mod script;
+pub mod walltime;
+
+pub use ledger::{JobState, Ledger, LedgerJob, Transition};
+pub use profile::{ClusterProfile, QueueLimits, Scheduler};
+pub use script::{shell_quote, JobRequest, JobScript};
+pub use walltime::{size_walltime, Walltime};

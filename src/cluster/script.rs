@@ -1,0 +1,170 @@
+//! Job scripts rendered from `templates/pbs.sh.j2` and `templates/slurm.sh.j2`: resources,
+//! walltime by the sizing rule, logs, `set -euo pipefail`, and the `autoresearch train`
+//! commands, one per array task when the scheduler runs them as a job array.
+
+use serde::Serialize;
+
+use super::profile::{ClusterProfile, Scheduler};
+use super::walltime::{size_walltime, Walltime, MARGIN};
+use crate::error::{Error, Result};
+
+/// What one submission asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest {
+    /// Job name (letters, digits, `_`, `-`, `.`; PBS allows 15 characters shown, 236 stored).
+    pub name: String,
+    /// Queue (PBS) or partition (Slurm); `None` for the profile's default.
+    pub queue: Option<String>,
+    /// CPU cores.
+    pub cpus: u32,
+    /// Memory in GB.
+    pub mem_gb: u32,
+    /// GPUs.
+    pub gpus: u32,
+    /// Estimated time of one run (seed).
+    pub per_run: Walltime,
+    /// One shell command per run (sweep point), e.g. `autoresearch train experiment=x seed=0`.
+    pub commands: Vec<String>,
+    /// Run the commands as a job array, one task each (else one after another in one job).
+    pub array: bool,
+}
+
+/// A rendered script with what it requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobScript {
+    /// The script text.
+    pub text: String,
+    /// The queue it goes to.
+    pub queue: String,
+    /// The walltime it requests (per task for an array).
+    pub walltime: Walltime,
+    /// Number of array tasks (`None` for a single job).
+    pub array_len: Option<usize>,
+}
+
+/// What the templates see.
+#[derive(Serialize)]
+struct Context<'a> {
+    name: &'a str,
+    queue: &'a str,
+    cpus: u32,
+    mem_gb: u32,
+    gpus: u32,
+    walltime: String,
+    sizing: String,
+    array: bool,
+    commands: Vec<String>,
+    modules: &'a [String],
+    work_dir: &'a str,
+    log_dir: String,
+    project: Option<&'a str>,
+    account: Option<&'a str>,
+    qos: Option<&'a str>,
+    gres: Option<String>,
+    email: Option<&'a str>,
+    version: &'static str,
+}
+
+/// `text` as one single-quoted shell word.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+impl JobScript {
+    /// Renders the script of `request` for `profile`, checking the queue and its limits.
+    pub fn render(profile: &ClusterProfile, request: &JobRequest) -> Result<JobScript> {
+        let queue = request.queue.as_deref().unwrap_or(&profile.default_queue);
+        let limits = profile.queue(queue)?;
+        let bad = |what: &str, asked: u32, max: u32| {
+            Error::invalid(
+                what,
+                format!(
+                    "{asked} requested, queue `{queue}` of {} allows at most {max}",
+                    profile.name
+                ),
+            )
+        };
+        if request.cpus == 0 || request.cpus > limits.max_cpus {
+            return Err(bad("cpus", request.cpus, limits.max_cpus));
+        }
+        if request.gpus > limits.max_gpus {
+            return Err(bad("gpus", request.gpus, limits.max_gpus));
+        }
+        if request.commands.is_empty() {
+            return Err(Error::invalid(
+                "commands",
+                "a job needs at least one command",
+            ));
+        }
+        if !request
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            || request.name.is_empty()
+        {
+            return Err(Error::invalid(
+                "name",
+                format!("`{}`: use letters, digits, `_`, `-` and `.`", request.name),
+            ));
+        }
+        // PBS Pro needs at least two indices in `-J`
+        let array = request.array && request.commands.len() > 1;
+        let runs_per_job = if array { 1 } else { request.commands.len() };
+        let walltime = size_walltime(runs_per_job, request.per_run, limits.max_walltime, queue)?;
+        let work_dir = profile.remote_work_dir()?;
+        let gres = match (profile.scheduler, &profile.gres, request.gpus) {
+            (Scheduler::Slurm, Some(g), _) => Some(g.clone()),
+            (Scheduler::Slurm, None, n) if n > 0 => Some(format!("gpu:{n}")),
+            _ => None,
+        };
+        let context = Context {
+            name: &request.name,
+            queue: profile
+                .partition
+                .as_deref()
+                .filter(|_| request.queue.is_none())
+                .unwrap_or(queue),
+            cpus: request.cpus,
+            mem_gb: request.mem_gb,
+            gpus: request.gpus,
+            walltime: walltime.to_string(),
+            sizing: format!(
+                "{runs_per_job} x {} x {MARGIN}, queue max {}",
+                request.per_run, limits.max_walltime
+            ),
+            array,
+            commands: request.commands.iter().map(|c| shell_quote(c)).collect(),
+            modules: &profile.modules,
+            work_dir: &work_dir,
+            log_dir: format!("{work_dir}/logs"),
+            project: profile.project.as_deref(),
+            account: profile.account.as_deref(),
+            qos: profile.qos.as_deref(),
+            gres,
+            email: profile.email.as_deref(),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let template = match profile.scheduler {
+            Scheduler::Pbs => "pbs.sh.j2",
+            Scheduler::Slurm => "slurm.sh.j2",
+        };
+        let text = crate::report::render(template, None, context)?;
+        Ok(JobScript {
+            text,
+            queue: queue.to_string(),
+            walltime,
+            array_len: array.then_some(request.commands.len()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
