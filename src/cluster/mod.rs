@@ -1,14 +1,15 @@
 //! Running sweeps on HPC clusters: cluster profiles ([`profile`]), walltime sizing
-//! ([`walltime`]), job scripts from templates ([`script`]), PBS status parsing ([`pbs`]) and
-//! the job ledger ([`ledger`]).
+//! ([`walltime`]), job scripts from templates ([`script`]), PBS and Slurm status parsing
+//! ([`pbs`], [`slurm`]) and the job ledger ([`ledger`]).
 //!
-//! Built so far: everything that does not talk to a cluster. The SSH transport, Slurm status
-//! parsing, submit / status / cancel / fetch / monitor and the local executor come next.
+//! Built so far: everything that does not talk to a cluster. The SSH transport, submit /
+//! status / cancel / fetch / monitor and the local executor come next.
 
 pub mod ledger;
 pub mod pbs;
 pub mod profile;
 pub mod script;
+pub mod slurm;
 pub mod walltime;
 
 pub use ledger::{JobState, Ledger, LedgerJob, Transition};
