@@ -79,10 +79,26 @@ impl EvidenceReport {
         }
         let runs = select(&scan.runs, &options.groups)?;
         if runs.height() == 0 {
+            let (e, v) = (
+                str_column(&scan.runs, "experiment")?,
+                str_column(&scan.runs, "variant")?,
+            );
+            let mut there: Vec<String> = e
+                .iter()
+                .zip(&v)
+                .filter_map(|(e, v)| Some(Group::label(e.as_deref()?, v.as_deref()?)))
+                .collect();
+            there.sort();
+            there.dedup();
             return Err(Error::Analysis(format!(
-                "no runs of {} under {}",
+                "no runs of {} under {} (there are: {})",
                 labels(&options.groups),
-                options.root
+                options.root,
+                if there.is_empty() {
+                    "none".into()
+                } else {
+                    there.join(", ")
+                }
             )));
         }
         let summary = summarize(&runs, &options.metric)?;
