@@ -19,6 +19,18 @@ pub enum RunStatus {
     Killed,
 }
 
+impl RunStatus {
+    /// The status as written in `metrics.json` (`running`, `completed`, `failed`, `killed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Killed => "killed",
+        }
+    }
+}
+
 /// The contents of `metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -68,4 +80,22 @@ pub struct Metrics {
     pub resumed: usize,
     /// The error that failed the run.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_serialized_ones() -> Result<(), serde_json::Error> {
+        for s in [
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Killed,
+        ] {
+            assert_eq!(serde_json::to_value(s)?, s.as_str());
+        }
+        Ok(())
+    }
 }

@@ -157,7 +157,10 @@ fn runs_frame(records: &[RunRecord]) -> Result<DataFrame> {
         .with("experiment", s(&|r| Some(r.metrics.experiment.clone())))
         .with("variant", s(&|r| Some(r.metrics.variant.clone())))
         .with("seed", u(&|m| Some(m.seed)))
-        .with("status", s(&|r| Some(status_name(&r.metrics))))
+        .with(
+            "status",
+            s(&|r| Some(r.metrics.status.as_str().to_string())),
+        )
         .with("model", s(&|r| Some(r.metrics.model.clone())))
         .with("dataset", s(&|r| Some(r.metrics.dataset.clone())))
         .with("best_val_acc", m(&|m| m.best_val_acc))
@@ -247,14 +250,6 @@ fn history_frame(records: &[RunRecord]) -> Result<DataFrame> {
         frame.push(name, Values::F64(values));
     }
     frame.finish()
-}
-
-/// The status as written in `metrics.json`.
-fn status_name(m: &Metrics) -> String {
-    serde_json::to_value(m.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{:?}", m.status).to_lowercase())
 }
 
 /// Counts of runs per status, for a one-line summary of a scan.
