@@ -284,6 +284,18 @@ fn percent(metric: &str) -> bool {
     metric.ends_with("_acc")
 }
 
+/// `[low, high]` in the metric's format, or `—` when the interval is undefined.
+fn interval_text(metric: &str, low: Option<f64>, high: Option<f64>) -> String {
+    match (low, high) {
+        (Some(a), Some(b)) => format!(
+            "[{}, {}]",
+            metric_text(metric, Some(a)),
+            metric_text(metric, Some(b))
+        ),
+        _ => "—".into(),
+    }
+}
+
 /// Percent with two decimals for accuracies, else four decimals.
 fn metric_text(metric: &str, x: Option<f64>) -> String {
     match x {
@@ -334,14 +346,7 @@ impl Context {
                     n: n[i].unwrap_or(0.0) as u64,
                     mean: metric_text(metric, mean[i]),
                     std: metric_text(metric, std[i]),
-                    ci: match (lo[i], hi[i]) {
-                        (Some(a), Some(b)) => format!(
-                            "[{}, {}]",
-                            metric_text(metric, Some(a)),
-                            metric_text(metric, Some(b))
-                        ),
-                        _ => "—".into(),
-                    },
+                    ci: interval_text(metric, lo[i], hi[i]),
                     best: format!(
                         "seed {} ({})",
                         bs[i].unwrap_or(0.0) as u64,
@@ -376,14 +381,7 @@ impl Context {
                     n: n[i].unwrap_or(0.0) as u64,
                     mean: metric_text(metric, mean[i]),
                     std: metric_text(metric, std[i]),
-                    ci: match (lo[i], hi[i]) {
-                        (Some(a), Some(c)) => format!(
-                            "[{}, {}]",
-                            metric_text(metric, Some(a)),
-                            metric_text(metric, Some(c))
-                        ),
-                        _ => "—".into(),
-                    },
+                    ci: interval_text(metric, lo[i], hi[i]),
                     t_p: pvalue(tp[i]),
                     w_p: pvalue(wp[i]),
                     d: num(d[i]),
