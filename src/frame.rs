@@ -1,7 +1,7 @@
 //! A small column builder that keeps polars behind our own signatures (its API moves between
 //! releases): analysis code collects typed columns, then [`Frame::finish`] makes a `DataFrame`.
 
-use polars::prelude::{AnyValue, Column, DataFrame, NamedFrom, Series};
+use polars::prelude::{AnyValue, Column, DataFrame, DataType, NamedFrom, Series};
 
 use crate::error::{Error, Result};
 
@@ -100,28 +100,29 @@ impl Frame {
 
 /// The values of float column `name` of `df` (missing as `None`), or an error naming it.
 pub fn f64_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
-    let col = df
-        .column(name)
-        .map_err(|_| missing_column(df, name))?
-        .cast(&polars::prelude::DataType::Float64)
-        .map_err(|e| Error::Analysis(format!("column `{name}` is not numeric: {e}")))?;
-    let ca = col
-        .f64()
-        .map_err(|e| Error::Analysis(format!("column `{name}`: {e}")))?;
+    let col = cast_column(df, name, DataType::Float64, "numeric")?;
+    let ca = col.f64().map_err(|e| column_err(name, e))?;
     Ok(ca.iter().collect())
 }
 
 /// The values of text column `name` of `df` (missing as `None`), or an error naming it.
 pub fn str_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
-    let col = df
-        .column(name)
-        .map_err(|_| missing_column(df, name))?
-        .cast(&polars::prelude::DataType::String)
-        .map_err(|e| Error::Analysis(format!("column `{name}` is not text: {e}")))?;
-    let ca = col
-        .str()
-        .map_err(|e| Error::Analysis(format!("column `{name}`: {e}")))?;
+    let col = cast_column(df, name, DataType::String, "text")?;
+    let ca = col.str().map_err(|e| column_err(name, e))?;
     Ok(ca.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// Column `name` of `df` cast to `dtype`; errors name the column (and list the columns there
+/// are when it is missing).
+fn cast_column(df: &DataFrame, name: &str, dtype: DataType, kind: &str) -> Result<Column> {
+    df.column(name)
+        .map_err(|_| missing_column(df, name))?
+        .cast(&dtype)
+        .map_err(|e| Error::Analysis(format!("column `{name}` is not {kind}: {e}")))
+}
+
+fn column_err(name: &str, e: impl std::fmt::Display) -> Error {
+    Error::Analysis(format!("column `{name}`: {e}"))
 }
 
 fn missing_column(df: &DataFrame, name: &str) -> Error {
