@@ -15,3 +15,9 @@ fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 fi
+# the crate needs Rust 1.89 or newer (rust-version in Cargo.toml)
+minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "${minor:-0}" -lt 89 ] && command -v rustup >/dev/null 2>&1; then
+  echo "updating Rust (found $(rustc --version), need 1.89+)..." >&2
+  rustup update stable
+fi

@@ -65,6 +65,10 @@ pub enum Error {
     #[error("analysis: {0}")]
     Analysis(String),
 
+    /// A cluster could not be reached, refused a command, or reported a failure.
+    #[error("cluster {host}: {message}")]
+    Cluster { host: String, message: String },
+
     /// A template failed to load or render.
     #[error("template {name}: {message}")]
     Template { name: String, message: String },

@@ -74,14 +74,30 @@ impl Experiment {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        Ok(Self::points_in(store, experiment, overrides)?
+            .into_iter()
+            .map(|(_, exp)| exp)
+            .collect())
+    }
+
+    /// Like [`Experiment::multirun_in`], with the overrides of each point: what a command line
+    /// must say to run that point alone (a cluster job's `autoresearch train` arguments).
+    pub fn points_in<I, S>(
+        store: &ConfigStore,
+        experiment: &str,
+        overrides: I,
+    ) -> Result<Vec<(Vec<Override>, Self)>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let overrides = parse_all(overrides)?;
         let points = expand(&overrides, &store.sweep_block(experiment)?)?;
         points
-            .iter()
+            .into_iter()
             .map(|point| {
-                Ok(Experiment {
-                    config: store.compose(experiment, point)?.config,
-                })
+                let config = store.compose(experiment, &point)?.config;
+                Ok((point, Experiment { config }))
             })
             .collect()
     }

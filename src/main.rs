@@ -2,6 +2,8 @@
 
 #[path = "cli/analysis.rs"]
 mod analysis;
+#[path = "cli/cluster.rs"]
+mod cluster;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +125,9 @@ enum Command {
     },
     /// Write an evidence report (report.md, CSVs, figures) for experiments or experiment/variants.
     Report(analysis::ReportArgs),
+    /// Run sweeps on a PBS or Slurm cluster over SSH: setup, script, submit, status, cancel,
+    /// fetch, monitor.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -285,6 +290,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             write,
         } => analysis::leaderboard(&runs, &annotations, &templates, write.as_deref()),
         Command::Report(args) => analysis::report(args),
+        Command::Cluster(args) => cluster::run(configs, args),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());

@@ -1,18 +1,38 @@
-//! Running sweeps on HPC clusters: cluster profiles ([`profile`]), walltime sizing
-//! ([`walltime`]), job scripts from templates ([`script`]), PBS and Slurm status parsing
-//! ([`pbs`], [`slurm`]) and the job ledger ([`ledger`]).
+//! Running sweeps on HPC clusters and locally, through one [`Executor`] interface.
 //!
-//! Built so far: everything that does not talk to a cluster. The SSH transport, submit /
-//! status / cancel / fetch / monitor and the local executor come next.
+//! - [`profile`]: cluster profiles (YAML plus the user's values), [`walltime`]: sizing;
+//! - [`script`]: job scripts from templates; [`sweep`]: a sweep's points and commands;
+//! - [`ssh`] and [`remote`]: the transport (ssh2 exec + SFTP, or this machine's shell);
+//! - [`scheduler`], [`pbs`], [`slurm`]: submit, states, cancel per scheduler;
+//! - [`ledger`]: every submission and state change, in YAML; [`sync`]: fetching run
+//!   directories; [`client`]: [`Cluster`], the operations and the monitor;
+//! - [`local`]: [`LocalExecutor`], worker processes here.
 
+pub mod client;
+pub mod executor;
 pub mod ledger;
+pub mod local;
 pub mod pbs;
 pub mod profile;
+pub mod remote;
+pub mod scheduler;
 pub mod script;
 pub mod slurm;
+pub mod ssh;
+pub mod sweep;
+pub mod sync;
 pub mod walltime;
 
-pub use ledger::{JobState, Ledger, LedgerJob, Transition};
+pub use client::{Cluster, SetupReport};
+pub use executor::{
+    parse_duration, Change, Executor, Failure, MonitorOptions, MonitorReport, Workspace,
+};
+pub use ledger::{JobState, Ledger, LedgerJob, Resources, Transition};
+pub use local::LocalExecutor;
 pub use profile::{ClusterProfile, QueueLimits, Scheduler};
+pub use remote::{LocalShell, Output, Remote};
 pub use script::{shell_quote, JobRequest, JobScript};
+pub use ssh::{SshRemote, SshTarget};
+pub use sweep::{Sweep, SweepPoint};
+pub use sync::FetchReport;
 pub use walltime::{size_walltime, Walltime};

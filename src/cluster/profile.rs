@@ -84,6 +84,17 @@ pub struct ClusterProfile {
     /// Private key file for SSH (user value; else ssh-agent or `~/.ssh/config`).
     #[serde(default)]
     pub identity_file: Option<PathBuf>,
+    /// OpenSSH client config read for the host (user value; default `~/.ssh/config`).
+    #[serde(default)]
+    pub ssh_config: Option<PathBuf>,
+    /// known_hosts file the host key must be in (user value; default from the ssh config, else
+    /// `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// Environment variables exported by every job script (e.g. `AUTORESEARCH_DATA`,
+    /// `OMP_NUM_THREADS`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// The user's values for one profile (any field of [`ClusterProfile`] may be overridden).
@@ -97,6 +108,8 @@ pub const ENV_FIELDS: &[&str] = &[
     "project",
     "email",
     "identity_file",
+    "ssh_config",
+    "known_hosts",
     "host",
     "port",
     "account",
@@ -213,6 +226,19 @@ impl ClusterProfile {
                 return Err(Error::invalid(
                     format!("cluster {}: {key}", self.name),
                     format!("`{path}` must be an absolute path without shell variables (`{{user}}` is replaced by your user name)"),
+                ));
+            }
+        }
+        for name in self.env.keys() {
+            let mut chars = name.chars();
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(Error::invalid(
+                    format!("cluster {}: env.{name}", self.name),
+                    "a variable name is letters, digits and `_`, not starting with a digit",
                 ));
             }
         }

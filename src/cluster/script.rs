@@ -55,6 +55,8 @@ struct Context<'a> {
     array: bool,
     commands: Vec<String>,
     modules: &'a [String],
+    /// `NAME='value'` pairs, value already quoted.
+    env: Vec<String>,
     work_dir: &'a str,
     log_dir: String,
     project: Option<&'a str>,
@@ -135,6 +137,11 @@ impl JobScript {
             array,
             commands: request.commands.iter().map(|c| shell_quote(c)).collect(),
             modules: &profile.modules,
+            env: profile
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+                .collect(),
             work_dir: &work_dir,
             log_dir: format!("{work_dir}/logs"),
             project: profile.project.as_deref(),

@@ -56,7 +56,9 @@ fn three_fields(text: &str, what: &str) -> Result<Vec<SlurmJob>> {
                     id: id.trim().to_string(),
                     slurm_state: state.trim().to_string(),
                     state: state_of(state),
-                    detail: Some(detail.trim().to_string()).filter(|d| !d.is_empty()),
+                    // squeue's reason is `None` while a job runs
+                    detail: Some(detail.trim().to_string())
+                        .filter(|d| !d.is_empty() && d != "None"),
                 }),
                 _ => Err(Error::Analysis(format!(
                     "{what} line `{line}` does not have the 3 `|`-separated fields asked for"

@@ -36,7 +36,7 @@ impl Hybrid {
         vb: VarBuilder,
     ) -> Result<Self> {
         let steps = cfg.encoder.steps(input);
-        if cfg.window == 0 || steps % cfg.window != 0 {
+        if cfg.window == 0 || !steps.is_multiple_of(cfg.window) {
             candle_core::bail!(
                 "model.window: {} must be a positive divisor of the encoder's {steps} time steps",
                 cfg.window

@@ -33,7 +33,7 @@ fn lengau() -> ClusterProfile {
     let user = tmp.path().join("clusters.yaml");
     std::fs::write(
         &user,
-        "chpc_lengau:\n  user: jdoe\n  project: CSCI1234\n  email: jdoe@example.org\n  modules: [chpc/cuda/12.1]\n",
+        "chpc_lengau:\n  user: jdoe\n  project: CSCI1234\n  email: jdoe@example.org\n  modules: [chpc/cuda/12.1]\n  env: {OMP_NUM_THREADS: \"10\"}\n",
     )
     .unwrap();
     ClusterProfile::load(&configs(), "chpc_lengau", Some(&user)).unwrap()

@@ -5,9 +5,11 @@
 mod analysis;
 mod cli;
 mod cluster;
+mod cluster_e2e;
 mod compose;
 mod data;
 mod grad;
+mod local_executor;
 mod recurrent;
 mod snn;
 mod train;
