@@ -196,17 +196,17 @@ impl Cluster {
             commands: points.iter().map(|(c, _, _)| c.clone()).collect(),
             array,
         };
-        let script = JobScript::render(&self.profile, &request)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f").to_string();
+        let script = JobScript::render_tagged(&self.profile, &request, Some(&stamp))?;
         let work_dir = self.profile.remote_work_dir()?;
         self.make_dirs(&work_dir)?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f");
         let script_path = format!("{work_dir}/jobs/{}-{stamp}.sh", request.name);
         self.remote
             .write_file(&script_path, script.text.as_bytes(), 0o755)?;
         let id = self
             .scheduler
             .submit(self.remote.as_mut(), &work_dir, &script_path)?;
-        let logs = format!("{work_dir}/logs/{}", request.name);
+        let logs = script.log_stem.clone();
         let base = LedgerJob {
             id: id.clone(),
             cluster: self.profile.name.clone(),
@@ -333,17 +333,8 @@ impl Cluster {
     /// local runs root: new or changed files only, never over a newer local file.
     pub fn fetch(&mut self, ids: &[String]) -> Result<FetchReport> {
         let work_dir = self.profile.remote_work_dir()?;
-        let jobs: Vec<&LedgerJob> = self
-            .ledger
-            .jobs()
-            .iter()
-            .filter(|j| j.cluster == self.profile.name)
-            .filter(|j| {
-                ids.is_empty()
-                    || ids.contains(&j.id)
-                    || j.array.as_ref().is_some_and(|a| ids.contains(a))
-            })
-            .collect();
+        let chosen = self.select(ids);
+        let jobs: Vec<&LedgerJob> = chosen.iter().filter_map(|id| self.ledger.job(id)).collect();
         // finished jobs are marked fetched; running ones may still write
         let selected: Vec<String> = jobs
             .iter()
@@ -381,13 +372,18 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// Ledger jobs of this cluster matching `ids` (an array id selects its tasks).
+    /// Ledger jobs of this cluster matching `ids` (an array id selects its tasks; no ids
+    /// select all).
     fn select(&self, ids: &[String]) -> Vec<String> {
         self.ledger
             .jobs()
             .iter()
             .filter(|j| j.cluster == self.profile.name)
-            .filter(|j| ids.contains(&j.id) || j.array.as_ref().is_some_and(|a| ids.contains(a)))
+            .filter(|j| {
+                ids.is_empty()
+                    || ids.contains(&j.id)
+                    || j.array.as_ref().is_some_and(|a| ids.contains(a))
+            })
             .map(|j| j.id.clone())
             .collect()
     }
@@ -438,7 +434,11 @@ impl Executor for Cluster {
     }
 
     fn cancel(&mut self, ids: &[String]) -> Result<()> {
-        let selected = self.select(ids);
+        let selected = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.select(ids)
+        };
         if selected.is_empty() {
             return Err(Error::invalid(
                 "job id",

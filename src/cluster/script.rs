@@ -40,6 +40,9 @@ pub struct JobScript {
     pub walltime: Walltime,
     /// Number of array tasks (`None` for a single job).
     pub array_len: Option<usize>,
+    /// Remote path of the logs without the scheduler's suffix (`_<id>.out` on Slurm,
+    /// `.out` or `.<index>.out` on PBS).
+    pub log_stem: String,
 }
 
 /// What the templates see.
@@ -58,7 +61,7 @@ struct Context<'a> {
     /// `NAME='value'` pairs, value already quoted.
     env: Vec<String>,
     work_dir: &'a str,
-    log_dir: String,
+    log_stem: String,
     project: Option<&'a str>,
     account: Option<&'a str>,
     qos: Option<&'a str>,
@@ -75,6 +78,16 @@ pub fn shell_quote(text: &str) -> String {
 impl JobScript {
     /// Renders the script of `request` for `profile`, checking the queue and its limits.
     pub fn render(profile: &ClusterProfile, request: &JobRequest) -> Result<JobScript> {
+        JobScript::render_tagged(profile, request, None)
+    }
+
+    /// Like [`JobScript::render`], with `tag` in the log names so that submissions of the same
+    /// name never share a log (PBS names logs before it knows the job id).
+    pub fn render_tagged(
+        profile: &ClusterProfile,
+        request: &JobRequest,
+        tag: Option<&str>,
+    ) -> Result<JobScript> {
         let queue = request.queue.as_deref().unwrap_or(&profile.default_queue);
         let limits = profile.queue(queue)?;
         let bad = |what: &str, asked: u32, max: u32| {
@@ -119,6 +132,10 @@ impl JobScript {
             (Scheduler::Slurm, None, n) if n > 0 => Some(format!("gpu:{n}")),
             _ => None,
         };
+        let log_stem = match tag {
+            Some(t) => format!("{work_dir}/logs/{}-{t}", request.name),
+            None => format!("{work_dir}/logs/{}", request.name),
+        };
         let context = Context {
             name: &request.name,
             queue: profile
@@ -143,7 +160,7 @@ impl JobScript {
                 .map(|(k, v)| format!("{k}={}", shell_quote(v)))
                 .collect(),
             work_dir: &work_dir,
-            log_dir: format!("{work_dir}/logs"),
+            log_stem: log_stem.clone(),
             project: profile.project.as_deref(),
             account: profile.account.as_deref(),
             qos: profile.qos.as_deref(),
@@ -161,6 +178,7 @@ impl JobScript {
             queue: queue.to_string(),
             walltime,
             array_len: array.then_some(request.commands.len()),
+            log_stem,
         })
     }
 }

@@ -5,8 +5,8 @@
 #PBS -l select=1:ncpus=10:mem=40gb:ngpus=1
 #PBS -l walltime=01:48:00
 #PBS -J 0-4
+#PBS -j oe
 #PBS -o /mnt/lustre/users/jdoe/autoresearch/logs/snn_ffnn_rate.^array_index^.out
-#PBS -e /mnt/lustre/users/jdoe/autoresearch/logs/snn_ffnn_rate.^array_index^.err
 #PBS -m a
 #PBS -M jdoe@example.org
 # written by autoresearch 0.1.0: 5 run(s), walltime 01:48:00 (1 x 01:30:00 x 1.2, queue max 48:00:00)

@@ -4,8 +4,8 @@
 #PBS -P CSCI1234
 #PBS -l select=1:ncpus=10:mem=40gb
 #PBS -l walltime=05:24:00
+#PBS -j oe
 #PBS -o /mnt/lustre/users/jdoe/autoresearch/logs/snn_ffnn_rate.out
-#PBS -e /mnt/lustre/users/jdoe/autoresearch/logs/snn_ffnn_rate.err
 #PBS -m a
 #PBS -M jdoe@example.org
 # written by autoresearch 0.1.0: 3 run(s), walltime 05:24:00 (3 x 01:30:00 x 1.2, queue max 48:00:00)
