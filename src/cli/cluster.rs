@@ -45,7 +45,7 @@ pub struct SweepArgs {
     /// Queue or partition (default: the profile's).
     #[arg(long)]
     queue: Option<String>,
-    /// Job name (default: the experiment name, 15 characters).
+    /// Job name (default: the experiment name).
     #[arg(long)]
     name: Option<String>,
     /// Run all points one after another in one job instead of a job array.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::executor::{Change, Executor, Failure, MonitorOptions, MonitorReport, Workspace};
-use super::ledger::{JobState, Ledger, LedgerJob, Resources};
+use super::ledger::{now, JobState, Ledger, LedgerJob, Resources};
 use super::profile::{ClusterProfile, Scheduler};
 use super::remote::{LocalShell, Remote};
 use super::scheduler::SchedulerClient;
@@ -53,11 +53,6 @@ pub struct SetupReport {
     pub remote_version: String,
     /// Config files uploaded or already there.
     pub configs: PushReport,
-}
-
-/// Now, as the ledger writes times.
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl Cluster {

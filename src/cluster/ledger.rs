@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
+/// The current time as the ledger writes it (RFC 3339, seconds, UTC).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Version of the ledger format.
 pub const LEDGER_VERSION: u32 = 1;
 

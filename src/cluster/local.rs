@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::executor::{Change, Executor, Failure, MonitorOptions, MonitorReport, Workspace};
-use super::ledger::{JobState, Ledger, LedgerJob};
+use super::ledger::{now, JobState, Ledger, LedgerJob};
 use super::sweep::Sweep;
 use crate::error::{Error, Result};
 
@@ -84,10 +84,6 @@ pub fn find_binary(workspace: &Workspace) -> Result<PathBuf> {
             looked.join(", ")
         ),
     ))
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl LocalExecutor {

@@ -70,9 +70,18 @@ struct Context<'a> {
     version: &'static str,
 }
 
-/// `text` as one single-quoted shell word.
+/// `text` as one shell word: as it is when it holds only characters the shell takes
+/// literally, else single-quoted (so job scripts stay readable).
 pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    let literal = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./=,:@%+-".contains(c));
+    if literal {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 impl JobScript {
@@ -111,15 +120,23 @@ impl JobScript {
                 "a job needs at least one command",
             ));
         }
-        if !request
+        let starts_with_letter = request
             .name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            || request.name.is_empty()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
+        if !starts_with_letter
+            || !request
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
             return Err(Error::invalid(
                 "name",
-                format!("`{}`: use letters, digits, `_`, `-` and `.`", request.name),
+                format!(
+                    "`{}`: start with a letter, then letters, digits, `_`, `-` and `.` (PBS's rule)",
+                    request.name
+                ),
             ));
         }
         // PBS Pro needs at least two indices in `-J`
@@ -191,5 +208,12 @@ mod tests {
     fn quoting_survives_single_quotes() {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("seed=0"), "seed=0");
+        assert_eq!(
+            shell_quote("model.hidden=[512,256]"),
+            "'model.hidden=[512,256]'"
+        );
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

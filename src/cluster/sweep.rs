@@ -28,7 +28,7 @@ pub struct Sweep {
     pub gpus: u32,
     /// Queue or partition (`None`: the profile's default).
     pub queue: Option<String>,
-    /// Job name (`None`: the experiment name, cut to 15 characters as PBS shows).
+    /// Job name (`None`: the experiment name).
     pub name: Option<String>,
     /// One array task per run where the scheduler supports arrays (else all runs in one job).
     pub array: bool,
@@ -58,11 +58,12 @@ impl Sweep {
         }
     }
 
-    /// The job name: [`Sweep::name`] or the experiment's first 15 characters.
+    /// The job name: [`Sweep::name`] or the experiment name (at most 64 characters; `qstat`
+    /// shows the first 15, `squeue` the first 8).
     pub fn job_name(&self) -> String {
         self.name
             .clone()
-            .unwrap_or_else(|| self.experiment.chars().take(15).collect())
+            .unwrap_or_else(|| self.experiment.chars().take(64).collect())
     }
 
     /// The job request running every point with `binary` (one array task each when
@@ -172,7 +173,7 @@ mod tests {
         assert_eq!(points[1].run_dir, "mnist_ffnn_adam/epochs=1/seed_1");
         assert_eq!(
             points[1].command("/opt/ar bin/autoresearch"),
-            "'/opt/ar bin/autoresearch' 'train' '--quiet' 'experiment=mnist_ffnn_adam' 'seed=1' 'epochs=1'"
+            "'/opt/ar bin/autoresearch' train --quiet experiment=mnist_ffnn_adam seed=1 epochs=1"
         );
         let bad = Sweep::new("mnist_ffnn_adam", ["runs_dir=/x"]).points(&store);
         assert!(bad.is_err());

@@ -12,7 +12,7 @@
 # written by autoresearch 0.1.0: 5 run(s), walltime 01:48:00 (1 x 01:30:00 x 1.2, queue max 48:00:00)
 set -euo pipefail
 module load chpc/cuda/12.1
-export OMP_NUM_THREADS='10'
+export OMP_NUM_THREADS=10
 cd "/mnt/lustre/users/jdoe/autoresearch"
 commands=(
   '/mnt/lustre/users/jdoe/autoresearch/bin/autoresearch train --quiet experiment=mnist_snn_ffnn_rate seed=0 runs_dir=runs'

@@ -120,7 +120,11 @@ fn monitor(cluster: &mut Cluster, limit: Duration) -> Vec<MonitorReport> {
     let start = Instant::now();
     let mut rounds = Vec::new();
     loop {
-        let r = cluster.monitor_once(&MonitorOptions::default()).unwrap();
+        let options = MonitorOptions {
+            max_retries: 6,
+            ..MonitorOptions::default()
+        };
+        let r = cluster.monitor_once(&options).unwrap();
         eprintln!("{r}");
         let done = r.done();
         rounds.push(r);
@@ -159,7 +163,7 @@ fn slurm_over_ssh_end_to_end() {
     assert!(setup.configs.uploaded.len() > 20);
 
     sweep_submit_monitor_fetch(&mut cluster, root);
-    outside_cancel_is_resubmitted_and_resumes(&mut cluster, root);
+    interrupted_jobs_are_resubmitted_and_resume(&mut cluster, root);
     user_cancel_is_not_resubmitted(&mut cluster);
     bad_inputs_fail_clearly_and_leave_the_ledger_intact(&bed, root, &ws);
 }
@@ -203,8 +207,8 @@ fn sweep_submit_monitor_fetch(cluster: &mut Cluster, root: &Path) {
     assert!(again.copied.is_empty() && again.unchanged >= 10, "{again}");
 }
 
-/// Waits until the run's first checkpoint exists on the cluster.
-fn wait_for_checkpoint(cluster: &mut Cluster, root: &Path, run: &str) {
+/// Waits until the run's first checkpoint exists on the cluster while job `id` still runs.
+fn wait_for_checkpoint(cluster: &mut Cluster, root: &Path, run: &str, id: &str) {
     let path = root
         .join("remote/runs")
         .join(run)
@@ -214,45 +218,99 @@ fn wait_for_checkpoint(cluster: &mut Cluster, root: &Path, run: &str) {
         assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // the job is still running: cancelling now interrupts training
-    let ledger = cluster.ledger().jobs().last().unwrap().id.clone();
-    let out = cluster.remote().exec("squeue --noheader").unwrap();
+    let out = cluster
+        .remote()
+        .exec("squeue --noheader --format=%i")
+        .unwrap();
     assert!(
-        out.stdout.contains(ledger.split('_').next().unwrap()),
-        "{out:?}"
+        out.stdout.lines().any(|l| l.trim() == id),
+        "{id} not running: {out:?}"
     );
 }
 
-/// A job cancelled outside autoresearch (as an administrator or preemption would) is
-/// resubmitted by the monitor and its run finishes from its checkpoint.
-fn outside_cancel_is_resubmitted_and_resumes(cluster: &mut Cluster, root: &Path) {
-    let ids = cluster.submit(&tiny(&["seed=7", "epochs=8"])).unwrap();
-    let run = "mnist_ffnn_adam/epochs=8/seed_7";
-    wait_for_checkpoint(cluster, root, run);
+/// The last job of the resubmission chain starting at `id`, and the chain's length.
+fn last_of(cluster: &Cluster, id: &str) -> (String, usize) {
+    let mut current = id.to_string();
+    let mut jobs = 1;
+    while let Some(next) = cluster
+        .ledger()
+        .job(&current)
+        .unwrap()
+        .resubmitted_as
+        .clone()
+    {
+        current = next;
+        jobs += 1;
+    }
+    (current, jobs)
+}
+
+/// The run finished from checkpoints: completed, every epoch once in its history.
+fn assert_resumed_to_the_end(root: &Path, run: &str, epochs: u64) {
+    let dir = root.join("runs").join(run);
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["status"], "completed", "{run}");
+    assert_eq!(metrics["epochs_done"], epochs, "{run}");
+    assert!(
+        metrics["resumed"].as_u64().unwrap() >= 1,
+        "{run}: {metrics}"
+    );
+    let history = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    assert_eq!(
+        history.lines().count() as u64,
+        epochs + 1,
+        "{run}: no epoch twice"
+    );
+}
+
+/// Interrupted jobs are resubmitted by the monitor and their runs finish from their
+/// checkpoints: one killed by its walltime (1 minute, for a run that needs more), one cancelled
+/// from outside autoresearch (as an administrator or preemption would).
+fn interrupted_jobs_are_resubmitted_and_resume(cluster: &mut Cluster, root: &Path) {
+    let mut long = tiny(&["seed=6", "epochs=60"]);
+    long.per_run = Walltime::hms(0, 0, 50); // x 1.2 = 00:01:00, Slurm's smallest limit
+    let timed = cluster.submit(&long).unwrap();
+    let timed_run = "mnist_ffnn_adam/epochs=60/seed_6";
+
+    let cancelled = cluster.submit(&tiny(&["seed=7", "epochs=8"])).unwrap();
+    let cancelled_run = "mnist_ffnn_adam/epochs=8/seed_7";
+    wait_for_checkpoint(cluster, root, cancelled_run, &cancelled[0]);
     let out = cluster
         .remote()
-        .exec(&format!("scancel {}", ids[0]))
+        .exec(&format!("scancel {}", cancelled[0]))
         .unwrap();
     assert_eq!(out.status, 0, "{out:?}");
-    let rounds = monitor(cluster, Duration::from_secs(240));
-    let resubmitted: Vec<_> = rounds.iter().flat_map(|r| r.resubmitted.clone()).collect();
-    assert_eq!(resubmitted.len(), 1, "{resubmitted:?}");
-    assert_eq!(resubmitted[0].0, ids[0]);
-    let old = cluster.ledger().job(&ids[0]).unwrap();
-    assert_eq!(old.state(), JobState::Cancelled);
-    let new = cluster.ledger().job(&resubmitted[0].1).unwrap();
-    assert_eq!(new.state(), JobState::Completed);
-    assert_eq!(new.resubmits.as_deref(), Some(ids[0].as_str()));
 
-    let metrics: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("runs").join(run).join("metrics.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(metrics["status"], "completed");
-    assert_eq!(metrics["epochs_done"], 8);
-    assert_eq!(metrics["resumed"], 1, "finished from its checkpoint");
-    let history = std::fs::read_to_string(root.join("runs").join(run).join("history.csv")).unwrap();
-    assert_eq!(history.lines().count(), 9, "header + 8 epochs, none twice");
+    let rounds = monitor(cluster, Duration::from_secs(600));
+    assert!(rounds
+        .iter()
+        .all(|r| r.failures.is_empty() && r.gave_up.is_empty()));
+
+    let first = cluster.ledger().job(&cancelled[0]).unwrap();
+    assert_eq!(first.state(), JobState::Cancelled);
+    assert!(!first.cancelled_by_user);
+    let (last, jobs) = last_of(cluster, &cancelled[0]);
+    assert_eq!(jobs, 2, "resubmitted once");
+    assert_eq!(
+        cluster.ledger().job(&last).unwrap().state(),
+        JobState::Completed
+    );
+    assert_eq!(
+        cluster.ledger().job(&last).unwrap().resubmits.as_deref(),
+        Some(cancelled[0].as_str())
+    );
+    assert_resumed_to_the_end(root, cancelled_run, 8);
+
+    let first = cluster.ledger().job(&timed[0]).unwrap();
+    assert_eq!(first.state(), JobState::KilledWalltime, "{first:?}");
+    let (last, jobs) = last_of(cluster, &timed[0]);
+    assert!(jobs >= 2, "killed by its walltime at least once");
+    assert_eq!(
+        cluster.ledger().job(&last).unwrap().state(),
+        JobState::Completed
+    );
+    assert_resumed_to_the_end(root, timed_run, 60);
 }
 
 /// A job cancelled with `Cluster::cancel` stays cancelled.

@@ -8,6 +8,20 @@ use autoresearch::runs::scan;
 
 use crate::{shared_mnist, tempdir};
 
+/// Waits until every job is done, returning the failures reported on the way.
+fn wait_all(exec: &mut LocalExecutor) -> Vec<autoresearch::cluster::Failure> {
+    let mut failures = Vec::new();
+    let report = exec
+        .wait(
+            Duration::from_millis(100),
+            &MonitorOptions::default(),
+            &mut |r| failures.extend(r.failures.clone()),
+        )
+        .unwrap();
+    assert!(report.done());
+    failures
+}
+
 fn executor(root: &Path, workers: usize) -> LocalExecutor {
     let ws = Workspace::new(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs"),
@@ -35,14 +49,7 @@ fn two_workers_run_a_seed_sweep_and_a_cancel_sticks() {
     );
     let ids = local.submit(&sweep).unwrap();
     assert_eq!(ids.len(), 2);
-    let report = local
-        .wait(
-            Duration::from_millis(200),
-            &MonitorOptions::default(),
-            &mut |_| {},
-        )
-        .unwrap();
-    assert!(report.done());
+    assert!(wait_all(&mut local).is_empty());
     for id in &ids {
         assert_eq!(local.ledger().job(id).unwrap().state(), JobState::Completed);
     }
@@ -58,18 +65,11 @@ fn two_workers_run_a_seed_sweep_and_a_cancel_sticks() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     local.cancel(&long).unwrap();
-    let report = local
-        .wait(
-            Duration::from_millis(200),
-            &MonitorOptions::default(),
-            &mut |_| {},
-        )
-        .unwrap();
-    assert!(report.resubmitted.is_empty());
-    assert_eq!(
-        local.ledger().job(&long[0]).unwrap().state(),
-        JobState::Cancelled
-    );
+    assert!(wait_all(&mut local).is_empty());
+    let job = local.ledger().job(&long[0]).unwrap();
+    assert_eq!(job.state(), JobState::Cancelled);
+    assert!(job.resubmitted_as.is_none());
+
     // a failing worker is reported with the end of its log
     let script = tmp.path().join("broken.sh");
     std::fs::write(&script, "#!/bin/sh\necho \"boom: $*\" >&2\nexit 3\n").unwrap();
@@ -79,14 +79,7 @@ fn two_workers_run_a_seed_sweep_and_a_cancel_sticks() {
     let bad = broken
         .submit(&Sweep::new("mnist_ffnn_adam", ["seed=6", "epochs=1"]))
         .unwrap();
-    let mut failures = Vec::new();
-    broken
-        .wait(
-            Duration::from_millis(100),
-            &MonitorOptions::default(),
-            &mut |r| failures.extend(r.failures.clone()),
-        )
-        .unwrap();
+    let failures = wait_all(&mut broken);
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].id, bad[0]);
     assert_eq!(failures[0].detail.as_deref(), Some("exit status 3"));
