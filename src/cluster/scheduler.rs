@@ -261,13 +261,13 @@ mod tests {
         };
         let mut remote = Canned {
             rules: vec![
-                ("cd '/w' && qsub", ok("2154.edtb-01.mcp.alcf.anl.gov\n")),
+                ("cd /w && qsub", ok("2154.edtb-01.mcp.alcf.anl.gov\n")),
                 (
-                    "qstat -f -F json -x -t '2154",
+                    "qstat -f -F json -x -t 2154",
                     ok(&fixture("qstat_f_psij_alcf.json")?),
                 ),
                 (
-                    "qstat -f -F json -x -t '1286",
+                    "qstat -f -F json -x -t 1286",
                     ok(&fixture("qstat_xf_metacentrum.json")?),
                 ),
                 ("qdel", ok("")),
@@ -277,7 +277,7 @@ mod tests {
         let pbs = SchedulerClient::new(Scheduler::Pbs);
         let id = pbs.submit(&mut remote, "/w", "/w/jobs/a b.sh")?;
         assert_eq!(id, "2154.edtb-01.mcp.alcf.anl.gov");
-        assert_eq!(remote.seen[0], "cd '/w' && qsub '/w/jobs/a b.sh'");
+        assert_eq!(remote.seen[0], "cd /w && qsub '/w/jobs/a b.sh'");
         let done = pbs.states(&mut remote, std::slice::from_ref(&id))?;
         assert_eq!(done[&id].state, JobState::Completed);
         assert_eq!(
