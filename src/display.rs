@@ -1,5 +1,6 @@
 //! Inline display in an evcxr (Rust Jupyter) notebook: one trait, [`NotebookDisplay`], for
-//! figures (PNG), frames (HTML tables) and reports (markdown). evcxr calls `evcxr_display` on the
+//! figures (inline SVG), frames (HTML tables), reports (markdown) and a training run (a compact
+//! summary instead of its epoch log). evcxr calls `evcxr_display` on the
 //! value of a cell's last expression when the type has that method in scope.
 
 use base64::Engine;
@@ -8,6 +9,7 @@ use polars::prelude::{AnyValue, DataFrame};
 use crate::frame::cell_text;
 
 use crate::plot::Figure;
+use crate::train::RunOutcome;
 
 /// Rows of a frame shown inline (the rest are summarised in a footer line).
 const MAX_ROWS: usize = 50;
@@ -26,10 +28,53 @@ pub trait NotebookDisplay {
 
 impl NotebookDisplay for Figure {
     fn notebook_content(&self) -> (&'static str, String) {
+        ("image/svg+xml", self.svg().to_string())
+    }
+}
+
+/// A figure shown as PNG (for front ends that do not render SVG), base64 encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Png(pub Figure);
+
+impl NotebookDisplay for Png {
+    fn notebook_content(&self) -> (&'static str, String) {
         (
             "image/png",
-            base64::engine::general_purpose::STANDARD.encode(self.png()),
+            base64::engine::general_purpose::STANDARD.encode(self.0.png()),
         )
+    }
+}
+
+impl NotebookDisplay for RunOutcome {
+    /// One line of what happened and a table of the best and last epochs' numbers.
+    fn notebook_content(&self) -> (&'static str, String) {
+        let m = &self.metrics;
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+        let what = if self.skipped {
+            "already completed (nothing done)"
+        } else if self.resumed {
+            "resumed from its checkpoint"
+        } else {
+            "trained"
+        };
+        let html = format!(
+            "<p><b>{}</b>: {} {what}, status <b>{}</b>, {} of {} epochs in {:.1} s</p>\n\
+             <table><thead><tr><th>best val acc</th><th>best epoch</th><th>final val acc</th>\
+             <th>test acc</th><th>params</th></tr></thead>\n\
+             <tbody><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>\n",
+            escape(&self.dir.path().display().to_string()),
+            escape(&format!("{}/{} seed {}", m.experiment, m.variant, m.seed)),
+            m.status.as_str(),
+            m.epochs_done,
+            m.epochs_planned,
+            m.wall_time_s,
+            pct(m.best_val_acc),
+            m.best_epoch.map_or("-".to_string(), |e| e.to_string()),
+            pct(m.final_val_acc),
+            pct(m.test_acc),
+            m.params,
+        );
+        ("text/html", html)
     }
 }
 

@@ -17,12 +17,18 @@ mod experiment;
 pub mod frame;
 pub mod fsutil;
 pub mod nn;
+pub mod notebooks;
 pub mod plot;
 pub mod report;
 pub mod rundir;
 pub mod runs;
 pub mod stats;
 pub mod train;
+
+/// The tensor library, re-exported so notebooks use the exact version the models use.
+pub use candle_core;
+/// The frame library, re-exported so notebooks use the exact version the frames use.
+pub use polars;
 
 pub use config::ExperimentConfig;
 pub use error::{Error, Result};

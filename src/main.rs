@@ -4,6 +4,8 @@
 mod analysis;
 #[path = "cli/cluster.rs"]
 mod cluster;
+#[path = "cli/notebooks.rs"]
+mod notebooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +130,10 @@ enum Command {
     /// Run sweeps on a PBS or Slurm cluster over SSH: setup, script, submit, status, cancel,
     /// fetch, monitor.
     Cluster(cluster::ClusterArgs),
+    /// Execute the notebooks headless with the Rust kernel (`run`), or also write markdown
+    /// copies to reports/notebooks/ (`render`).
+    #[command(subcommand)]
+    Notebooks(notebooks::NotebooksCommand),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -291,6 +297,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
         } => analysis::leaderboard(&runs, &annotations, &templates, write.as_deref()),
         Command::Report(args) => analysis::report(args),
         Command::Cluster(args) => cluster::run(configs, args),
+        Command::Notebooks(command) => notebooks::run(configs, command),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use autoresearch::report::{
-    replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions,
+    write_section, Annotations, EvidenceReport, Leaderboard, ReportOptions,
 };
 use autoresearch::runs::{scan, status_counts, RunScan};
 use autoresearch::stats::{summarize, Group};
-use autoresearch::{Error, Result};
+use autoresearch::Result;
 
 /// Scans `root`, printing unreadable files to stderr (they never stop the command).
 fn scan_reporting(root: &Path) -> Result<RunScan> {
@@ -58,14 +58,10 @@ pub fn leaderboard(
     match write {
         None => print!("{section}"),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
-            let updated = replace_section(&text, &section)
-                .map_err(|e| Error::Analysis(format!("{}: {e}", path.display())))?;
-            if updated == text {
-                println!("{} is up to date", path.display());
-            } else {
-                autoresearch::fsutil::write_atomic(path, updated.as_bytes())?;
+            if write_section(path, &section)? {
                 println!("updated the leaderboard in {}", path.display());
+            } else {
+                println!("{} is up to date", path.display());
             }
         }
     }

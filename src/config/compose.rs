@@ -212,6 +212,20 @@ fn group_key(key: &str) -> Option<&'static str> {
     GROUPS.iter().find(|(g, _)| *g == key).map(|(_, k)| *k)
 }
 
+/// Parses `text` as a typed config value, e.g. `"{kind: latency, steps: 25}"` as an
+/// [`crate::config::EncoderConfig`]; the error names the type and what is wrong.
+pub fn from_yaml_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        Error::invalid(
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("value"),
+            format!("`{text}`: {e}"),
+        )
+    })
+}
+
 /// Reads and parses one YAML file.
 pub fn load_yaml(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading config", path))?;

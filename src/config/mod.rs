@@ -8,8 +8,8 @@ mod spiking;
 mod sweep;
 
 pub use compose::{
-    load_yaml, merge, set_path, typed, variant_name, Composed, ConfigStore, CONFIGS_ENV, GROUPS,
-    NON_VARIANT_KEYS,
+    from_yaml_str, load_yaml, merge, set_path, typed, variant_name, Composed, ConfigStore,
+    CONFIGS_ENV, GROUPS, NON_VARIANT_KEYS,
 };
 pub use model::*;
 pub use overrides::Override;

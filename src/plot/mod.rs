@@ -1,11 +1,12 @@
 //! Figures with plotters, rendered to SVG and PNG with a bundled font (DejaVu Sans), so no
 //! system font library is needed: learning curves ([`LearningCurves`]), a final metric per group
 //! with error bars ([`FinalMetric`]), and spike rasters and membrane traces ([`SpikeRaster`],
-//! [`MembraneTrace`]). Each chart is a plain struct of the numbers it shows; [`Figure::render`]
+//! [`MembraneTrace`]), and plain x-y [`Lines`]. Each chart is a plain struct of the numbers it shows; [`Figure::render`]
 //! draws it once per backend.
 
 mod curves;
 mod final_metric;
+mod lines;
 mod spikes;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::fsutil::write_atomic;
 
 pub use curves::{Curve, LearningCurves};
 pub use final_metric::{FinalMetric, MetricPoint};
+pub use lines::Lines;
 pub use spikes::{MembraneTrace, SpikeRaster};
 
 /// The font family every chart uses; registered from the bundled DejaVu Sans.

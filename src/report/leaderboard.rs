@@ -233,6 +233,19 @@ fn newest_finish(runs: &DataFrame) -> Result<Option<String>> {
         .map(|t| t.date_naive().format("%Y-%m-%d").to_string()))
 }
 
+/// Replaces the leaderboard section of the markdown file at `path` with `section`, writing
+/// atomically and only when it changes; returns whether it changed.
+pub fn write_section(path: &std::path::Path, section: &str) -> Result<bool> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+    let updated = replace_section(&text, section)
+        .map_err(|e| Error::Analysis(format!("{}: {e}", path.display())))?;
+    if updated == text {
+        return Ok(false);
+    }
+    crate::fsutil::write_atomic(path, updated.as_bytes())?;
+    Ok(true)
+}
+
 /// `readme` with the text between [`BEGIN`] and [`END`] replaced by `section` (the marker
 /// lines and everything outside them stay byte for byte). An error when the markers are
 /// missing, repeated or out of order.
