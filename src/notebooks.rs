@@ -37,6 +37,15 @@ pub fn jupyter(root: &Path) -> Result<PathBuf> {
     })
 }
 
+/// The build folder the notebooks' kernels share: `<temp dir>/autoresearch-evcxr-<user>`.
+/// It must lie outside the repository (cargo would take evcxr's generated crate for a member
+/// of our workspace), and evcxr 0.22 fails to load its code when it builds under the home
+/// directory (the relative rpath to the Rust standard library does not resolve there).
+pub fn build_dir() -> Result<PathBuf> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    Ok(std::env::temp_dir().join(format!("autoresearch-evcxr-{user}")))
+}
+
 /// The notebooks (`*.ipynb`) in `dir`, sorted by name.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -149,11 +158,31 @@ pub fn check(executed: &Path) -> Result<Checked> {
 }
 
 /// Executes `notebook` with the `rust` kernel into `out_dir` (same file name) and checks it.
-/// nbconvert runs it from the notebook's folder, as a person would.
-pub fn execute(jupyter: &Path, notebook: &Path, out_dir: &Path) -> Result<Checked> {
+/// nbconvert runs it from the notebook's folder, as a person would. Every kernel builds in
+/// `build_dir` (evcxr's `EVCXR_TMPDIR`, unless set already; see [`build_dir`]): evcxr's
+/// `:cache` keeps only registry crates, so without one shared build folder each notebook would
+/// compile the library again (minutes each).
+pub fn execute(
+    jupyter: &Path,
+    notebook: &Path,
+    out_dir: &Path,
+    build_dir: &Path,
+) -> Result<Checked> {
     std::fs::create_dir_all(out_dir).map_err(Error::io("creating", out_dir))?;
+    std::fs::create_dir_all(build_dir).map_err(Error::io("creating", build_dir))?;
+    // a copy left by an earlier run must not stand in for this one
+    let executed = out_dir.join(notebook.file_name().unwrap_or_default());
+    if executed.exists() {
+        std::fs::remove_file(&executed).map_err(Error::io("removing", &executed))?;
+    }
     let start = Instant::now();
-    let output = Command::new(jupyter)
+    let mut command = Command::new(jupyter);
+    if std::env::var_os("EVCXR_TMPDIR").is_none() {
+        let build_dir =
+            std::path::absolute(build_dir).map_err(Error::io("resolving", build_dir))?;
+        command.env("EVCXR_TMPDIR", build_dir);
+    }
+    let output = command
         .args(["nbconvert", "--to", "notebook", "--execute"])
         .arg("--ExecutePreprocessor.kernel_name=rust")
         .arg(format!("--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}"))
@@ -162,7 +191,6 @@ pub fn execute(jupyter: &Path, notebook: &Path, out_dir: &Path) -> Result<Checke
         .arg(notebook)
         .output()
         .map_err(Error::io("running", jupyter))?;
-    let executed = out_dir.join(notebook.file_name().unwrap_or_default());
     let mut checked = if executed.is_file() {
         check(&executed)?
     } else {

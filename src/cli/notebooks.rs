@@ -54,9 +54,10 @@ pub fn run(configs: &Option<PathBuf>, command: NotebooksCommand) -> Result<()> {
         });
     }
     let executed_dir = root.join("target/notebooks");
+    let build_dir = autoresearch::notebooks::build_dir()?;
     let mut failed = Vec::new();
     for nb in &notebooks {
-        let checked = execute(&jupyter, nb, &executed_dir)?;
+        let checked = execute(&jupyter, nb, &executed_dir, &build_dir)?;
         println!("{checked}");
         if !checked.passed() {
             failed.push(checked.name.clone());
