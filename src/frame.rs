@@ -115,10 +115,29 @@ pub fn str_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
 /// Column `name` of `df` cast to `dtype`; errors name the column (and list the columns there
 /// are when it is missing).
 fn cast_column(df: &DataFrame, name: &str, dtype: DataType, kind: &str) -> Result<Column> {
-    df.column(name)
-        .map_err(|_| missing_column(df, name))?
+    column(df, name)?
         .cast(&dtype)
         .map_err(|e| Error::Analysis(format!("column `{name}` is not {kind}: {e}")))
+}
+
+/// Column `name` of `df`, found by comparing names rather than through the frame's cached
+/// name index: in an evcxr notebook every cell is its own library with its own hash seed, so a
+/// frame kept from an earlier cell must not be looked up by hash.
+pub fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
+    df.columns()
+        .iter()
+        .find(|c| c.name().as_str() == name)
+        .ok_or_else(|| missing_column(df, name))
+}
+
+/// A frame of the columns `names` of `df`, in that order (by name comparison, see [`column`]).
+pub fn select(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
+    let columns = names
+        .iter()
+        .map(|n| column(df, n).cloned())
+        .collect::<Result<Vec<Column>>>()?;
+    DataFrame::new(df.height(), columns)
+        .map_err(|e| Error::Analysis(format!("selecting columns: {e}")))
 }
 
 fn column_err(name: &str, e: impl std::fmt::Display) -> Error {

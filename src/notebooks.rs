@@ -128,6 +128,16 @@ pub fn check(executed: &Path) -> Result<Checked> {
             if data.get("image/svg+xml").is_some() || data.get("image/png").is_some() {
                 figures += 1;
             }
+            // evcxr reports a failed `?` on stderr, not as an error output
+            if out["output_type"] == "stream" && out["name"] == "stderr" {
+                let text = match &out["text"] {
+                    serde_json::Value::Array(lines) => {
+                        lines.iter().filter_map(|l| l.as_str()).collect::<String>()
+                    }
+                    other => other.as_str().unwrap_or("").to_string(),
+                };
+                errors.push(format!("cell {}: stderr: {}", i + 1, text.trim()));
+            }
             if out["output_type"] == "error" {
                 errors.push(format!(
                     "cell {}: {}: {}",
@@ -245,7 +255,8 @@ mod tests {
             "cells": [
                 {"cell_type": "code", "outputs": [
                     {"output_type": "display_data", "data": {"image/svg+xml": "<svg/>"}},
-                    {"output_type": "stream", "name": "stdout", "text": "hi"}]},
+                    {"output_type": "stream", "name": "stdout", "text": "hi"},
+                    {"output_type": "stream", "name": "stderr", "text": ["analysis: ", "no column\n"]}]},
                 {"cell_type": "code", "outputs": [
                     {"output_type": "error", "ename": "Error", "evalue": "boom\n", "traceback": []}]},
                 {"cell_type": "markdown", "source": "text"}
@@ -255,7 +266,10 @@ mod tests {
         std::fs::write(&path, nb.to_string()).map_err(Error::io("writing", &path))?;
         let c = check(&path)?;
         assert_eq!((c.figures, c.min_figures), (1, 2));
-        assert_eq!(c.errors, ["cell 2: Error: boom"]);
+        assert_eq!(
+            c.errors,
+            ["cell 1: stderr: analysis: no column", "cell 2: Error: boom"]
+        );
         assert!(!c.passed());
         Ok(())
     }

@@ -111,9 +111,7 @@ impl EvidenceReport {
             }
             None => None,
         };
-        let by_seed = runs
-            .select(RUN_COLUMNS.iter().copied())
-            .map_err(|e| Error::Analysis(format!("selecting report columns: {e}")))?;
+        let by_seed = crate::frame::select(&runs, RUN_COLUMNS)?;
         let history = select(&scan.history, &options.groups)?;
         let mut figures = Vec::new();
         if history.height() > 0 {
