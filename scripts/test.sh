@@ -28,4 +28,5 @@ tail -1 target/setup-notebooks.log
 testbed=$(mktemp -d)
 trap 'bash tests/cluster/testbed.sh stop "$testbed" >/dev/null 2>&1 || true' EXIT
 bash tests/cluster/testbed.sh start "$testbed" >/dev/null
-AUTORESEARCH_TESTBED="$testbed" ./target/debug/autoresearch notebooks run
+bin="$(realpath "${CARGO_TARGET_DIR:-target}/debug/autoresearch")"
+AUTORESEARCH_BIN="$bin" AUTORESEARCH_TESTBED="$testbed" "$bin" notebooks run
