@@ -150,12 +150,25 @@ fn slurm_states(remote: &mut dyn Remote, ids: &[String]) -> Result<BTreeMap<Stri
     if missing.is_empty() {
         return Ok(found);
     }
-    let sacct = format!(
-        "sacct {} --jobs={}",
-        slurm::SACCT_ARGS.join(" "),
-        missing.join(",")
-    );
-    let out = remote.exec(&sacct)?;
+    // sacct only where accounting is on (without it sacct may wait on slurmdbd); bounded by
+    // `timeout` in case the database does not answer
+    let config =
+        remote.exec("scontrol show config 2>/dev/null | grep -i '^AccountingStorageType'")?;
+    let accounting = config.stdout.contains("accounting_storage/")
+        && !config.stdout.contains("accounting_storage/none");
+    let out = if accounting {
+        remote.exec(&format!(
+            "timeout 60 sacct {} --jobs={}",
+            slurm::SACCT_ARGS.join(" "),
+            missing.join(",")
+        ))?
+    } else {
+        super::remote::Output {
+            status: 1,
+            stdout: String::new(),
+            stderr: "accounting storage is disabled".into(),
+        }
+    };
     if out.status == 0 {
         keep(slurm::parse_sacct(&out.stdout)?, &mut found);
     } else {
@@ -304,6 +317,10 @@ mod tests {
             rules: vec![
                 ("squeue", ok("41_1|RUNNING|None\n")),
                 (
+                    "scontrol show config",
+                    ok("AccountingStorageType   = accounting_storage/slurmdbd\n"),
+                ),
+                (
                     "sacct",
                     Output {
                         status: 1,
@@ -331,7 +348,7 @@ mod tests {
         assert!(remote
             .seen
             .iter()
-            .any(|c| c.starts_with("sacct") && c.contains("--jobs=41,99")));
+            .any(|c| c.starts_with("timeout 60 sacct") && c.contains("--jobs=41,99")));
         Ok(())
     }
 

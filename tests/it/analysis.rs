@@ -393,8 +393,8 @@ fn figures_render_headless_with_the_bundled_font() {
 }
 
 #[test]
-fn figures_show_inline_as_base64_png() {
-    use autoresearch::display::NotebookDisplay;
+fn figures_show_inline_as_svg_or_base64_png() {
+    use autoresearch::display::{NotebookDisplay, Png};
     use base64::Engine;
     let raster = SpikeRaster {
         title: "one spike".into(),
@@ -402,6 +402,9 @@ fn figures_show_inline_as_base64_png() {
     };
     let figure = Figure::render(&raster).unwrap();
     let (mime, content) = figure.notebook_content();
+    assert_eq!(mime, "image/svg+xml");
+    assert_eq!(content, figure.svg());
+    let (mime, content) = Png(figure.clone()).notebook_content();
     assert_eq!(mime, "image/png");
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(content)
