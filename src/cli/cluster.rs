@@ -129,19 +129,8 @@ fn load_profile(
     ClusterProfile::load(store.root(), name, user.as_deref())
 }
 
-fn sweep_of(args: &SweepArgs) -> Result<Sweep> {
-    let mut experiment = None;
-    let mut rest = Vec::new();
-    for o in &args.overrides {
-        match o.strip_prefix("experiment=") {
-            Some(name) => experiment = Some(name.to_string()),
-            None => rest.push(o.clone()),
-        }
-    }
-    let experiment = experiment.ok_or_else(|| Error::Override {
-        text: args.overrides.join(" "),
-        message: "no experiment=NAME given".into(),
-    })?;
+fn sweep_of(store: &ConfigStore, args: &SweepArgs) -> Result<Sweep> {
+    let (experiment, rest) = crate::experiment_of(store, &args.overrides)?;
     let mut sweep = Sweep::new(&experiment, rest);
     sweep.per_run = args
         .per_run
@@ -227,13 +216,13 @@ pub fn run(configs: &Option<PathBuf>, args: ClusterArgs) -> Result<()> {
         }
         ClusterCommand::Script { profile, sweep } => {
             let profile = load_profile(&store, &profile, &args.user_file)?;
-            let sweep = sweep_of(&sweep)?;
+            let sweep = sweep_of(&store, &sweep)?;
             let request = sweep.job_request(&profile.remote_binary()?, &store)?;
             print!("{}", JobScript::render(&profile, &request)?.text);
             Ok(())
         }
         ClusterCommand::Submit { profile, sweep } => {
-            let sweep = sweep_of(&sweep)?;
+            let sweep = sweep_of(&store, &sweep)?;
             // check the sweep and the script before connecting
             let checked = load_profile(&store, &profile, &args.user_file)?;
             let request = sweep.job_request(&checked.remote_binary()?, &store)?;

@@ -156,22 +156,20 @@ fn slurm_states(remote: &mut dyn Remote, ids: &[String]) -> Result<BTreeMap<Stri
         remote.exec("scontrol show config 2>/dev/null | grep -i '^AccountingStorageType'")?;
     let accounting = config.stdout.contains("accounting_storage/")
         && !config.stdout.contains("accounting_storage/none");
-    let out = if accounting {
-        remote.exec(&format!(
+    let from_sacct = if accounting {
+        let out = remote.exec(&format!(
             "timeout 60 sacct {} --jobs={}",
             slurm::SACCT_ARGS.join(" "),
             missing.join(",")
-        ))?
-    } else {
-        super::remote::Output {
-            status: 1,
-            stdout: String::new(),
-            stderr: "accounting storage is disabled".into(),
+        ))?;
+        if out.status == 0 {
+            keep(slurm::parse_sacct(&out.stdout)?, &mut found);
         }
-    };
-    if out.status == 0 {
-        keep(slurm::parse_sacct(&out.stdout)?, &mut found);
+        out.status == 0
     } else {
+        false
+    };
+    if !from_sacct {
         // no accounting (slurmdbd): finished jobs are in scontrol for MinJobAge
         for base in missing {
             let out = remote.exec(&format!("scontrol show job --oneliner {base}"))?;
