@@ -10,11 +10,13 @@ cd "$(dirname "$0")/.."
 source scripts/ensure-rust.sh
 
 EVCXR_VERSION=0.22.0
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
   echo "installing evcxr_jupyter $EVCXR_VERSION (cargo install --locked)..." >&2
-  cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION" --quiet
+  # opt-level 1: the kernel mostly waits for cargo, and it builds in a good part less time
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION" --quiet
 fi
 
 if [ ! -x .venv/bin/jupyter-nbconvert ]; then

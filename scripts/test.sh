@@ -29,4 +29,4 @@ testbed=$(mktemp -d)
 trap 'bash tests/cluster/testbed.sh stop "$testbed" >/dev/null 2>&1 || true' EXIT
 bash tests/cluster/testbed.sh start "$testbed" >/dev/null
 bin="$(realpath "${CARGO_TARGET_DIR:-target}/debug/autoresearch")"
-AUTORESEARCH_BIN="$bin" AUTORESEARCH_TESTBED="$testbed" "$bin" notebooks run
+AUTORESEARCH_BIN="$bin" AUTORESEARCH_TESTBED="$testbed" "$bin" notebooks run --opt-level 1

@@ -167,19 +167,64 @@ pub fn check(executed: &Path) -> Result<Checked> {
     })
 }
 
+/// How the evcxr kernels are run: where they build, and at which optimisation level.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    /// evcxr's build folder (`EVCXR_TMPDIR`, unless set already; see [`build_dir`]). evcxr's
+    /// `:cache` keeps only registry crates, so without one shared build folder each notebook
+    /// would compile the library again (minutes each).
+    pub build_dir: PathBuf,
+    /// evcxr's `opt_level` for every crate it compiles (its default is 2). A lower level
+    /// compiles the dependencies faster (a test run) and runs them slower.
+    pub opt_level: Option<u8>,
+}
+
+impl Kernel {
+    /// The shared build folder ([`build_dir`]) at evcxr's default optimisation level.
+    pub fn new() -> Result<Kernel> {
+        Ok(Kernel {
+            build_dir: build_dir()?,
+            opt_level: None,
+        })
+    }
+
+    /// Sets up `command`'s environment: `EVCXR_TMPDIR`, and with an optimisation level an
+    /// `evcxr.toml` of our own in `EVCXR_CONFIG_DIR` (so a user's evcxr configuration, prelude
+    /// or init script does not change a test run either).
+    fn configure(&self, command: &mut Command) -> Result<()> {
+        std::fs::create_dir_all(&self.build_dir).map_err(Error::io("creating", &self.build_dir))?;
+        let build_dir = std::path::absolute(&self.build_dir)
+            .map_err(Error::io("resolving", &self.build_dir))?;
+        if std::env::var_os("EVCXR_TMPDIR").is_none() {
+            command.env("EVCXR_TMPDIR", &build_dir);
+        }
+        if let Some(level) = self.opt_level {
+            if level > 3 {
+                return Err(Error::invalid(
+                    "opt level",
+                    format!("{level}: evcxr takes 0, 1, 2 or 3"),
+                ));
+            }
+            let config_dir = build_dir.join("config");
+            crate::fsutil::write_atomic(
+                &config_dir.join("evcxr.toml"),
+                format!("[evcxr]\nopt_level = \"{level}\"\n").as_bytes(),
+            )?;
+            command.env("EVCXR_CONFIG_DIR", &config_dir);
+        }
+        Ok(())
+    }
+}
+
 /// Executes `notebook` with the `rust` kernel into `out_dir` (same file name) and checks it.
-/// nbconvert runs it from the notebook's folder, as a person would. Every kernel builds in
-/// `build_dir` (evcxr's `EVCXR_TMPDIR`, unless set already; see [`build_dir`]): evcxr's
-/// `:cache` keeps only registry crates, so without one shared build folder each notebook would
-/// compile the library again (minutes each).
+/// nbconvert runs it from the notebook's folder, as a person would.
 pub fn execute(
     jupyter: &Path,
     notebook: &Path,
     out_dir: &Path,
-    build_dir: &Path,
+    kernel: &Kernel,
 ) -> Result<Checked> {
     std::fs::create_dir_all(out_dir).map_err(Error::io("creating", out_dir))?;
-    std::fs::create_dir_all(build_dir).map_err(Error::io("creating", build_dir))?;
     // a copy left by an earlier run must not stand in for this one
     let executed = out_dir.join(notebook.file_name().unwrap_or_default());
     if executed.exists() {
@@ -187,11 +232,7 @@ pub fn execute(
     }
     let start = Instant::now();
     let mut command = Command::new(jupyter);
-    if std::env::var_os("EVCXR_TMPDIR").is_none() {
-        let build_dir =
-            std::path::absolute(build_dir).map_err(Error::io("resolving", build_dir))?;
-        command.env("EVCXR_TMPDIR", build_dir);
-    }
+    kernel.configure(&mut command)?;
     let output = command
         .args(["nbconvert", "--to", "notebook", "--execute"])
         .arg("--ExecutePreprocessor.kernel_name=rust")

@@ -306,9 +306,12 @@ fn interrupted_jobs_are_resubmitted_and_resume(cluster: &mut Cluster, root: &Pat
     assert_eq!(first.state(), JobState::KilledWalltime, "{first:?}");
     let (last, jobs) = last_of(cluster, &timed[0]);
     assert!(jobs >= 2, "killed by its walltime at least once");
-    assert_eq!(
-        cluster.ledger().job(&last).unwrap().state(),
-        JobState::Completed
+    // the last job completed, or its run did: a run that finishes within Slurm's kill grace
+    // after the limit is reported TIMEOUT, and the monitor rightly leaves it be
+    let state = cluster.ledger().job(&last).unwrap().state();
+    assert!(
+        state == JobState::Completed || state == JobState::KilledWalltime,
+        "{last}: {state:?}"
     );
     assert_resumed_to_the_end(root, timed_run, 60);
 }
