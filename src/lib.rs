@@ -22,6 +22,7 @@ pub mod plot;
 pub mod report;
 pub mod rundir;
 pub mod runs;
+pub mod state;
 pub mod stats;
 pub mod train;
 

@@ -6,6 +6,8 @@ mod analysis;
 mod cluster;
 #[path = "cli/notebooks.rs"]
 mod notebooks;
+#[path = "cli/state.rs"]
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +120,10 @@ enum Command {
         /// Labels per experiment: project, iteration, notes, status (valid|invalid|abandoned).
         #[arg(long, default_value = "leaderboard.yaml")]
         annotations: PathBuf,
+        /// Research state whose iterations label their experiments (and mark invalid ones);
+        /// its labels win over the annotations file's. Skipped when the folder does not exist.
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
         /// Directory whose leaderboard.md.j2 overrides the shipped template.
         #[arg(long, default_value = "templates")]
         templates: PathBuf,
@@ -134,6 +140,9 @@ enum Command {
     /// copies to reports/notebooks/ (`render`).
     #[command(subcommand)]
     Notebooks(notebooks::NotebooksCommand),
+    /// Research state in projects/: init, iteration new, advance, invalidate, feedback,
+    /// refresh, resume, log.
+    State(state::StateArgs),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -292,12 +301,14 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
         Command::Leaderboard {
             runs,
             annotations,
+            projects,
             templates,
             write,
-        } => analysis::leaderboard(&runs, &annotations, &templates, write.as_deref()),
+        } => analysis::leaderboard(&runs, &annotations, &projects, &templates, write.as_deref()),
         Command::Report(args) => analysis::report(args),
         Command::Cluster(args) => cluster::run(configs, args),
         Command::Notebooks(command) => notebooks::run(configs, command),
+        Command::State(args) => state::run(args),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());

@@ -49,11 +49,18 @@ pub fn runs(root: &Path, metric: &str, csv: Option<&Path>) -> Result<()> {
 pub fn leaderboard(
     root: &Path,
     annotations: &Path,
+    projects: &Path,
     templates: &Path,
     write: Option<&Path>,
 ) -> Result<()> {
     let found = scan_reporting(root)?;
-    let board = Leaderboard::build(&found.runs, &Annotations::load(annotations)?)?;
+    let mut labels = Annotations::load(annotations)?;
+    if projects.is_dir() {
+        let from_state = autoresearch::state::ProjectStore::new(projects).annotations()?;
+        labels.entries.extend(from_state.entries);
+    }
+    let board =
+        Leaderboard::build(&found.runs, &labels)?.with_runs_root(root.display().to_string());
     let section = board.render(Some(templates))?;
     match write {
         None => print!("{section}"),

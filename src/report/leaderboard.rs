@@ -130,6 +130,8 @@ pub struct Leaderboard {
     pub datasets: Vec<DatasetTable>,
     /// Invalid and abandoned entries.
     pub invalid: Vec<Row>,
+    /// Runs root the table was built from (named in the regenerate command it prints).
+    pub runs_root: String,
 }
 
 impl Leaderboard {
@@ -200,7 +202,14 @@ impl Leaderboard {
             total_runs,
             datasets,
             invalid,
+            runs_root: "runs".into(),
         })
+    }
+
+    /// Names the runs root the table was built from (default `runs`).
+    pub fn with_runs_root(mut self, root: impl Into<String>) -> Leaderboard {
+        self.runs_root = root.into();
+        self
     }
 
     /// The leaderboard's markdown (template `leaderboard.md.j2`).

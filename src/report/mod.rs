@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 pub use evidence::{EvidenceReport, ReportOptions};
-pub use leaderboard::{replace_section, write_section, Annotation, Annotations, Leaderboard};
+pub use leaderboard::{
+    replace_section, write_section, Annotation, Annotations, EntryStatus, Leaderboard,
+};
 
 /// The templates shipped with the build, by file name.
 const EMBEDDED: &[(&str, &str)] = &[

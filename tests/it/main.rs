@@ -12,6 +12,7 @@ mod grad;
 mod local_executor;
 mod recurrent;
 mod snn;
+mod state;
 mod train;
 
 use std::path::PathBuf;
