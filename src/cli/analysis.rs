@@ -56,8 +56,7 @@ pub fn leaderboard(
     let found = scan_reporting(root)?;
     let mut labels = Annotations::load(annotations)?;
     if projects.is_dir() {
-        let from_state = autoresearch::state::ProjectStore::new(projects).annotations()?;
-        labels.entries.extend(from_state.entries);
+        labels.merge(autoresearch::state::ProjectStore::new(projects).annotations()?);
     }
     let board =
         Leaderboard::build(&found.runs, &labels)?.with_runs_root(root.display().to_string());

@@ -74,6 +74,12 @@ impl Annotations {
         })
     }
 
+    /// Adds `other`'s entries; where both name the same key, `other`'s label wins (e.g. the
+    /// labels of [`crate::state::ProjectStore::annotations`] over those of `leaderboard.yaml`).
+    pub fn merge(&mut self, other: Annotations) {
+        self.entries.extend(other.entries);
+    }
+
     /// The annotation of a group: `experiment/variant`, else `experiment`, else empty.
     fn of(&self, experiment: &str, variant: &str) -> Annotation {
         self.entries

@@ -87,6 +87,7 @@ impl ProjectStore {
 
     /// The project `slug`; an unknown slug is an error listing the known ones.
     pub fn project(&self, slug: &str) -> Result<Project> {
+        check_slug(slug)?;
         let path = self.project_dir(slug).join("project.yaml");
         if !path.is_file() {
             let known: Vec<String> = self
