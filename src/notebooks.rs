@@ -236,6 +236,9 @@ pub fn execute(
     let output = command
         .args(["nbconvert", "--to", "notebook", "--execute"])
         .arg("--ExecutePreprocessor.kernel_name=rust")
+        // write the executed copy even when a cell fails, so the check reports the cell's
+        // error message (nbconvert alone prints only the failing cell's source)
+        .arg("--ExecutePreprocessor.allow_errors=True")
         .arg(format!("--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}"))
         .arg("--output-dir")
         .arg(out_dir)
