@@ -267,20 +267,11 @@ fn refresh(store: &ProjectStore, slug: &str, root: &Path, now: &Timestamp) -> Re
             );
         }
         for r in results {
-            let std = r
-                .std
-                .map_or(String::new(), |s| format!(" ± {:.2}%", 100.0 * s));
             let invalid = r
                 .invalid
                 .as_deref()
                 .map_or(String::new(), |w| format!(" (invalid: {w})"));
-            println!(
-                "iteration {number:03} {config}/{}: {} {:.2}%{std} over {} seed(s){invalid}",
-                r.variant,
-                r.metric,
-                100.0 * r.mean,
-                r.n_seeds
-            );
+            println!("iteration {number:03} {config}/{}: {r}{invalid}", r.variant);
         }
     }
     match &done.best {

@@ -67,7 +67,7 @@ pub(crate) fn pct(x: f64) -> String {
 }
 
 /// `mean ± std` in percent, or the mean alone for one seed.
-pub(crate) fn pct_pm(mean: f64, std: Option<f64>) -> String {
+pub fn pct_pm(mean: f64, std: Option<f64>) -> String {
     match std {
         Some(s) => format!("{}% ± {}%", pct(mean), pct(s)),
         None => format!("{}%", pct(mean)),

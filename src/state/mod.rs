@@ -349,11 +349,11 @@ impl ProjectStore {
                     )
                 })?;
         if let Some(v) = variant {
-            let known = plan
+            let mut known = plan
                 .variants
                 .iter()
                 .chain(plan.results.iter().map(|r| &r.variant));
-            if !plan.variants.is_empty() && !known.clone().any(|k| k == v) {
+            if !plan.variants.is_empty() && !known.any(|k| k == v) {
                 return Err(Error::invalid(
                     "variant",
                     format!(
@@ -473,11 +473,7 @@ impl ProjectStore {
                         }
                     }
                     let keys: Vec<(String, Option<&str>)> = if variants.is_empty() {
-                        vec![(
-                            plan.config.clone(),
-                            plan.invalid_reason("")
-                                .filter(|_| plan.invalid.iter().any(|i| i.variant.is_none())),
-                        )]
+                        vec![(plan.config.clone(), plan.experiment_invalid_reason())]
                     } else {
                         variants
                             .iter()

@@ -269,18 +269,7 @@ impl ProjectStore {
             }
             for plan in self.experiments(slug, number)?.experiments {
                 for r in &plan.results {
-                    let std = r
-                        .std
-                        .map_or(String::new(), |s| format!(" ± {:.2}%", 100.0 * s));
-                    let _ = write!(
-                        out,
-                        "  result {}/{}: {} {:.2}%{std} over {} seed(s)",
-                        plan.config,
-                        r.variant,
-                        r.metric,
-                        100.0 * r.mean,
-                        r.n_seeds
-                    );
+                    let _ = write!(out, "  result {}/{}: {r}", plan.config, r.variant);
                     if let Some(why) = &r.invalid {
                         let _ = write!(out, " INVALID: {why}");
                     }
