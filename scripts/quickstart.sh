@@ -9,7 +9,7 @@ mkdir -p target
 bash scripts/setup-notebooks.sh > target/setup-notebooks.log 2>&1 &
 setup_pid=$!
 cargo build --locked
-./target/debug/autoresearch train experiment=mnist_ffnn_adam seed=0 epochs=2 "$@"
+"${CARGO_TARGET_DIR:-target}/debug/autoresearch" train experiment=mnist_ffnn_adam seed=0 epochs=2 "$@"
 echo "waiting for the notebook kernel set-up (log: target/setup-notebooks.log)..." >&2
 if ! wait "$setup_pid"; then
   cat target/setup-notebooks.log >&2
