@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use autoresearch_kernels::par::on_pool;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -339,12 +340,15 @@ fn bench_train(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
     )?;
     optimizer.set_fused(opts.kernels == Kernels::Fused);
     let mut stream = BatchStream::new(set, opts.batch, opts.seed);
-    time_rates(opts, |call| {
-        let (x, y) = stream.next_batch(&device)?;
-        let input = model.encode(&x, batch_seed(opts.seed, 0, call))?;
-        let loss = model.loss(&model.forward(&input)?, &y)?;
-        optimizer.step(&loss.backward()?)?;
-        Ok(())
+    // on a pool worker, as `train` runs its loop
+    on_pool(|| {
+        time_rates(opts, |call| {
+            let (x, y) = stream.next_batch(&device)?;
+            let input = model.encode(&x, batch_seed(opts.seed, 0, call))?;
+            let loss = model.loss(&model.forward(&input)?, &y)?;
+            optimizer.step(&loss.backward()?)?;
+            Ok(())
+        })
     })
 }
 
@@ -365,11 +369,14 @@ fn bench_infer(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
         VarBuilder::from_tensors(frozen, DType::F32, &device),
     )?;
     let mut stream = BatchStream::new(set, opts.batch, opts.seed + 1);
-    time_rates(opts, |call| {
-        let (x, _) = stream.next_batch(&device)?;
-        let input = model.encode(&x, batch_seed(opts.seed, 1, call))?;
-        model.forward(&input)?;
-        Ok(())
+    // on a pool worker, as `evaluate` runs its loop
+    on_pool(|| {
+        time_rates(opts, |call| {
+            let (x, _) = stream.next_batch(&device)?;
+            let input = model.encode(&x, batch_seed(opts.seed, 1, call))?;
+            model.forward(&input)?;
+            Ok(())
+        })
     })
 }
 

@@ -41,9 +41,9 @@ pub fn jupyter(root: &Path) -> Result<PathBuf> {
 /// It must lie outside the repository (cargo would take evcxr's generated crate for a member
 /// of our workspace), and evcxr 0.22 fails to load its code when it builds under the home
 /// directory (the relative rpath to the Rust standard library does not resolve there).
-pub fn build_dir() -> Result<PathBuf> {
+pub fn build_dir() -> PathBuf {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-    Ok(std::env::temp_dir().join(format!("autoresearch-evcxr-{user}")))
+    std::env::temp_dir().join(format!("autoresearch-evcxr-{user}"))
 }
 
 /// The notebooks (`*.ipynb`) in `dir`, sorted by name.
@@ -183,7 +183,7 @@ impl Kernel {
     /// The shared build folder ([`build_dir`]) at evcxr's default optimisation level.
     pub fn new() -> Result<Kernel> {
         Ok(Kernel {
-            build_dir: build_dir()?,
+            build_dir: build_dir(),
             opt_level: None,
         })
     }

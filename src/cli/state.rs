@@ -8,6 +8,7 @@ use autoresearch::runs::scan;
 use autoresearch::state::{Phase, ProjectStore, RunRow, Timestamp};
 use autoresearch::{Error, Result};
 use clap::{Args, Subcommand};
+use polars::prelude::DataFrame;
 
 /// `autoresearch state [--projects DIR] <command>`.
 #[derive(Args)]
@@ -201,7 +202,7 @@ pub fn run(args: StateArgs) -> Result<()> {
             peek,
             json,
         } => {
-            let runs = run_rows(&store, slug.as_deref(), &sources.runs)?;
+            let runs = runs_frame(&sources.runs)?;
             let jobs = if ledger.exists() {
                 Ledger::open(&ledger)?.jobs().to_vec()
             } else {
@@ -226,30 +227,26 @@ pub fn run(args: StateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The runs under `root` with the metric of project `slug` (or of the first project), none
-/// when the root does not exist.
-fn run_rows(store: &ProjectStore, slug: Option<&str>, root: &Path) -> Result<Vec<RunRow>> {
+/// The `runs` frame of `root` (empty when the root does not exist), naming skipped
+/// directories on stderr.
+fn runs_frame(root: &Path) -> Result<DataFrame> {
     if !root.is_dir() {
         eprintln!(
             "note: no runs root {}; runs are not counted",
             root.display()
         );
-        return Ok(Vec::new());
+        return Ok(DataFrame::empty());
     }
-    let metric = match slug {
-        Some(s) => store.project(s)?.metric,
-        None => "best_val_acc".to_string(),
-    };
     let found = scan(root)?;
     for p in &found.problems {
         eprintln!("skipped {p}");
     }
-    RunRow::from_frame(&found.runs, &metric)
+    Ok(found.runs)
 }
 
 /// `state refresh`: recompute and print every result.
 fn refresh(store: &ProjectStore, slug: &str, root: &Path, now: &Timestamp) -> Result<()> {
-    let runs = run_rows(store, Some(slug), root)?;
+    let runs = RunRow::from_frame(&runs_frame(root)?, &store.project(slug)?.metric)?;
     let done = store.refresh(slug, &runs, &root.display().to_string(), now)?;
     for (number, config, results) in &done.results {
         if results.is_empty() {

@@ -8,7 +8,7 @@ use polars::prelude::DataFrame;
 use super::plan::{PlannedExperiment, VariantResult};
 use crate::error::Result;
 use crate::frame::{f64_column, str_column};
-use crate::stats::describe;
+use crate::stats::{best_by_seed, describe};
 
 /// What the state needs of one run directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,11 +80,8 @@ pub fn compute(
         rows.sort_by_key(|r| r.seed);
         let values: Vec<f64> = rows.iter().filter_map(|r| r.value).collect();
         let d = describe(&values)?;
-        let Some(best) = rows.iter().max_by(|a, b| {
-            a.value
-                .unwrap_or(f64::NAN)
-                .total_cmp(&b.value.unwrap_or(f64::NAN))
-                .then(b.seed.cmp(&a.seed))
+        let Some(best) = best_by_seed(rows.iter(), |r| {
+            (r.value.unwrap_or(f64::NAN), r.seed.unwrap_or_default())
         }) else {
             continue;
         };

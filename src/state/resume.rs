@@ -4,6 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
+use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use super::file::Timestamp;
@@ -102,12 +103,13 @@ struct Situation<'a> {
 }
 
 impl ProjectStore {
-    /// Where every active project (or only `slug`) stands, from its files, the `runs` of the
-    /// runs root and the ledger's `jobs`. Reads only; see [`ProjectStore::mark_resumed`].
+    /// Where every active project (or only `slug`) stands, from its files, the `runs` frame
+    /// of the runs root ([`crate::runs::scan`]; each project reads its own metric from it) and
+    /// the ledger's `jobs`. Reads only; see [`ProjectStore::mark_resumed`].
     pub fn resume(
         &self,
         slug: Option<&str>,
-        runs: &[RunRow],
+        runs: &DataFrame,
         jobs: &[LedgerJob],
     ) -> Result<Resume> {
         let slugs: Vec<String> = match slug {
@@ -124,7 +126,8 @@ impl ProjectStore {
             let project = self.project(&name)?;
             // a project asked for by name is reported whatever its status
             if slug.is_some() || project.status == ProjectStatus::Active {
-                projects.push(self.resume_project(&project, runs, jobs)?);
+                let rows = RunRow::from_frame(runs, &project.metric)?;
+                projects.push(self.resume_project(&project, &rows, jobs)?);
             }
         }
         Ok(Resume { projects })

@@ -176,11 +176,7 @@ pub fn summarize(runs: &DataFrame, metric: &str) -> Result<DataFrame> {
     for ((experiment, variant), rows) in &completed.groups {
         let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
         let d = describe(&values)?;
-        // the highest value; among equal values the lowest seed
-        let Some(top) = rows
-            .iter()
-            .max_by(|a, b| a.value.total_cmp(&b.value).then(b.seed.cmp(&a.seed)))
-        else {
+        let Some(top) = super::best_by_seed(rows, |r| (r.value, r.seed)) else {
             continue;
         };
         out.experiment.push(experiment.clone());

@@ -27,6 +27,18 @@ pub struct Describe {
     pub ci95_high: Option<f64>,
 }
 
+/// The best of `items` by `(value, seed)`: the highest value, and among equal values the
+/// lowest seed, so every table names the same best seed.
+pub fn best_by_seed<T>(
+    items: impl IntoIterator<Item = T>,
+    value_and_seed: impl Fn(&T) -> (f64, u64),
+) -> Option<T> {
+    items.into_iter().max_by(|a, b| {
+        let ((va, sa), (vb, sb)) = (value_and_seed(a), value_and_seed(b));
+        va.total_cmp(&vb).then(sb.cmp(&sa))
+    })
+}
+
 /// Summarises `values` (at least one).
 pub fn describe(values: &[f64]) -> Result<Describe> {
     let n = values.len();

@@ -116,7 +116,8 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> 
         dir: dir.clone(),
         metrics: initial_metrics(cfg, existing.as_ref()),
     };
-    session.run().inspect_err(|err| {
+    // on a pool worker, so the fused kernels of each step do not wake the pool from outside
+    autoresearch_kernels::par::on_pool(|| session.run()).inspect_err(|err| {
         let chain = error_chain(err);
         let _ = dir.log(&format!("failed: {chain}"));
         let metrics = &mut session.metrics;
@@ -465,6 +466,17 @@ pub struct Evaluation {
 /// Evaluates `model` on `set` in order, in batches of `cfg.eval_batch_size`, encoding batch `i`
 /// with the seed of (`cfg.seed`, `stream`, `i`) so every evaluation sees the same spikes.
 pub fn evaluate(
+    model: &Model,
+    set: &ImageSet,
+    cfg: &ExperimentConfig,
+    stream: u64,
+    device: &Device,
+) -> Result<Evaluation> {
+    autoresearch_kernels::par::on_pool(|| evaluate_here(model, set, cfg, stream, device))
+}
+
+/// [`evaluate`] on the calling thread.
+fn evaluate_here(
     model: &Model,
     set: &ImageSet,
     cfg: &ExperimentConfig,

@@ -20,6 +20,7 @@ fn write(path: &Path, text: &str) {
 /// A run directory `runs/<exp>/<variant>/seed_<seed>` with `status` and `best`.
 fn run(root: &Path, exp: &str, variant: &str, seed: u64, status: &str, best: f64, finished: &str) {
     let dir = root.join(exp).join(variant).join(format!("seed_{seed}"));
+    let last = best - 0.005; // the last epoch's accuracy, a little below the best
     let finished = if finished.is_empty() {
         "null".to_string()
     } else {
@@ -30,7 +31,7 @@ fn run(root: &Path, exp: &str, variant: &str, seed: u64, status: &str, best: f64
         &format!(
             r#"{{"schema_version": 1, "experiment": "{exp}", "variant": "{variant}", "model": "snn_ffnn",
 "dataset": "mnist", "seed": {seed}, "status": "{status}", "best_val_acc": {best}, "best_epoch": 2,
-"final_val_acc": {best}, "test_acc": {best}, "test_loss": 0.1, "epochs_done": 2, "epochs_planned": 2,
+"final_val_acc": {last}, "test_acc": {best}, "test_loss": 0.1, "epochs_done": 2, "epochs_planned": 2,
 "early_stopped": false, "params": 1000, "wall_time_s": 5.0, "started_at": "2026-11-20T09:00:00Z",
 "finished_at": {finished}, "host": "node1", "git_commit": "abc", "resumed": 0, "error": null}}"#
         ),
@@ -165,7 +166,9 @@ fn resume_reports_jobs_runs_feedback_and_the_next_action() {
     fixture(&projects);
     fixture_runs(&runs);
     let store = ProjectStore::new(&projects);
-    let resume = store.resume(None, &rows(&runs), &fixture_jobs()).unwrap();
+    let resume = store
+        .resume(None, &scan(&runs).unwrap().runs, &fixture_jobs())
+        .unwrap();
     assert_eq!(resume.projects.len(), 1, "the paused project is left out");
     let p = &resume.projects[0];
     assert_eq!((p.iteration, p.phase), (Some(2), Some(Phase::Experiment)));
@@ -213,7 +216,7 @@ fn resume_reports_jobs_runs_feedback_and_the_next_action() {
     store.address_feedback("lif-beta").unwrap();
     let next = |jobs: &[LedgerJob]| {
         store
-            .resume(Some("lif-beta"), &rows(&runs), jobs)
+            .resume(Some("lif-beta"), &scan(&runs).unwrap().runs, jobs)
             .unwrap()
             .projects[0]
             .next
@@ -243,7 +246,7 @@ fn resume_reports_jobs_runs_feedback_and_the_next_action() {
 
     // the text form names everything a person needs
     let text = store
-        .resume(None, &rows(&runs), &fixture_jobs())
+        .resume(None, &scan(&runs).unwrap().runs, &fixture_jobs())
         .unwrap()
         .to_string();
     for part in [
@@ -265,13 +268,28 @@ fn resume_reports_jobs_runs_feedback_and_the_next_action() {
         )
         .unwrap();
     let p = store
-        .resume(Some("lif-beta"), &rows(&runs), &[])
+        .resume(Some("lif-beta"), &scan(&runs).unwrap().runs, &[])
         .unwrap()
         .projects
         .remove(0);
     let paths: Vec<&str> = p.finished_runs.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
     assert!(paths[0].ends_with("lr=0.01/seed_0"));
+
+    // every project's runs carry its own metric, also when no project is named
+    let mut project = store.project("lif-beta").unwrap();
+    project.metric = "final_val_acc".into();
+    store.save_project(&project).unwrap();
+    let frame = scan(&runs).unwrap().runs;
+    let p = store.resume(None, &frame, &[]).unwrap().projects.remove(0);
+    let want = RunRow::from_frame(&frame, "final_val_acc").unwrap();
+    for r in &p.finished_runs {
+        let row = want.iter().find(|w| w.path == r.path).unwrap();
+        assert_eq!(r.value, row.value, "{}", r.path);
+        let best = RunRow::from_frame(&frame, "best_val_acc").unwrap();
+        let best = best.iter().find(|w| w.path == r.path).unwrap();
+        assert!(r.value.unwrap() < best.value.unwrap(), "{}", r.path);
+    }
 }
 
 #[test]
