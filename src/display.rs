@@ -94,7 +94,7 @@ impl NotebookDisplay for Markdown {
     }
 }
 
-/// An HTML table of the first [`MAX_ROWS`] rows of `df`.
+/// An HTML table of the first `MAX_ROWS` (50) rows of `df`.
 pub fn frame_html(df: &DataFrame) -> String {
     let mut html = String::from("<table>\n<thead><tr>");
     for name in df.get_column_names() {

@@ -130,7 +130,7 @@ pub fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
         .ok_or_else(|| missing_column(df, name))
 }
 
-/// A frame of the columns `names` of `df`, in that order (by name comparison, see [`column`]).
+/// A frame of the columns `names` of `df`, in that order (by name comparison, see [`column()`]).
 pub fn select(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
     let columns = names
         .iter()

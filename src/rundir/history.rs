@@ -59,7 +59,7 @@ pub fn to_csv(rows: &[EpochRecord]) -> String {
     out
 }
 
-/// Parses `history.csv` text written by [`to_csv`].
+/// Parses `history.csv` text written by `to_csv`.
 pub fn parse_history_csv(text: &str) -> Result<Vec<EpochRecord>, String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();

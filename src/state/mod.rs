@@ -1,6 +1,6 @@
 //! Research state in YAML: projects, their iterations and phases, the experiments each
 //! iteration runs (results computed from run directories), conclusions, and the "what next"
-//! of [`resume`], so that any later session, human or agent, picks up where the last one
+//! of [`ProjectStore::resume`], so that any later session, human or agent, picks up where the last one
 //! stopped.
 //!
 //! ```text

@@ -1,6 +1,7 @@
 //! Statistics across seeds: per-group summaries (mean, sample std, 95% t interval, best seed)
 //! and seed-paired comparisons (mean delta with its interval, paired t-test, Wilcoxon
-//! signed-rank test, Cohen's d), on plain slices here and on the `runs` frame in [`frames`].
+//! signed-rank test, Cohen's d), on plain slices here and on the `runs` frame
+//! ([`summarize`], [`paired_comparisons`]).
 
 mod frames;
 mod wilcoxon;

@@ -23,6 +23,7 @@ use early_stop::EarlyStopState;
 use optim::AnyOptimizer;
 use progress::Progress;
 
+pub use autoresearch_kernels::par::on_pool;
 pub use inspect::{load_trained, TrainedModel};
 
 /// How to run training (as opposed to what to train, which is the config).
@@ -117,7 +118,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> 
         metrics: initial_metrics(cfg, existing.as_ref()),
     };
     // on a pool worker, so the fused kernels of each step do not wake the pool from outside
-    autoresearch_kernels::par::on_pool(|| session.run()).inspect_err(|err| {
+    on_pool(|| session.run()).inspect_err(|err| {
         let chain = error_chain(err);
         let _ = dir.log(&format!("failed: {chain}"));
         let metrics = &mut session.metrics;
@@ -472,7 +473,7 @@ pub fn evaluate(
     stream: u64,
     device: &Device,
 ) -> Result<Evaluation> {
-    autoresearch_kernels::par::on_pool(|| evaluate_here(model, set, cfg, stream, device))
+    on_pool(|| evaluate_here(model, set, cfg, stream, device))
 }
 
 /// [`evaluate`] on the calling thread.
