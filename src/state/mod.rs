@@ -1,7 +1,7 @@
 //! Research state in YAML: projects, their iterations and phases, the experiments each
 //! iteration runs (results computed from run directories), conclusions, and the "what next"
-//! of [`ProjectStore::resume`], so that any later session, human or agent, picks up where the last one
-//! stopped.
+//! of [`ProjectStore::resume`], so that any later session, human or agent, picks up where the
+//! last one stopped.
 //!
 //! ```text
 //! projects/registry.yaml

@@ -283,10 +283,10 @@ fn resume_reports_jobs_runs_feedback_and_the_next_action() {
     let frame = scan(&runs).unwrap().runs;
     let p = store.resume(None, &frame, &[]).unwrap().projects.remove(0);
     let want = RunRow::from_frame(&frame, "final_val_acc").unwrap();
+    let best = RunRow::from_frame(&frame, "best_val_acc").unwrap();
     for r in &p.finished_runs {
         let row = want.iter().find(|w| w.path == r.path).unwrap();
         assert_eq!(r.value, row.value, "{}", r.path);
-        let best = RunRow::from_frame(&frame, "best_val_acc").unwrap();
         let best = best.iter().find(|w| w.path == r.path).unwrap();
         assert!(r.value.unwrap() < best.value.unwrap(), "{}", r.path);
     }

@@ -46,8 +46,9 @@ where
 ///
 /// A parallel kernel called from outside the pool hands its whole job to the workers and
 /// sleeps until they finish: a cross-thread wake-up and a sleep on every call, about a fifth
-/// of a small model's forward pass. Called from a worker, the kernel runs one share itself and
-/// leaves the others to idle workers, which are still spinning between the ops of a step.
+/// of the FFNN forward pass in `autoresearch bench`. Called from a worker, the kernel runs one
+/// share itself and leaves the others to idle workers, which are still spinning between the
+/// ops of a step.
 /// Wrap a loop of many small ops (a training or evaluation loop) in it, not each op.
 pub fn on_pool<R, F>(f: F) -> R
 where
