@@ -15,13 +15,15 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, CnnConfig, ConvOrder, DataConfig, DatasetName, EncoderConfig, FfnnConfig, Kernels,
-    LeakyConfig, ModelConfig, NeuronConfig, Normalize, OptimizerConfig, Readout, SnnCnnConfig,
-    SnnFfnnConfig, Surrogate,
+    Activation, CnnConfig, ConvOrder, DatasetName, EncoderConfig, FfnnConfig, ImageDataConfig,
+    Kernels, LeakyConfig, ModelConfig, NeuronConfig, Normalize, OptimizerConfig, Readout,
+    SnnCnnConfig, SnnFfnnConfig, Surrogate,
 };
-use crate::data::{encode::batch_seed, load_splits, ImageSet};
+use std::sync::Arc;
+
+use crate::data::{encode::batch_seed, load_splits, Classification, ImageSet, InputShape};
 use crate::error::{Error, Result};
-use crate::nn::{Model, SeededVarMap};
+use crate::nn::{BuildCtx, Model, Network, SeededVarMap};
 use crate::train::optim::AnyOptimizer;
 
 /// One of the reference script's models.
@@ -308,20 +310,25 @@ fn time_rates(opts: &BenchOptions, mut step: impl FnMut(usize) -> Result<()>) ->
     })
 }
 
+/// The benchmarked network, built by the trainer's registry (`nn::build`).
 fn build(
     which: BenchModel,
     opts: &BenchOptions,
     set: &ImageSet,
     device: &Device,
-) -> Result<(Model, SeededVarMap)> {
+) -> Result<(Box<dyn Network>, SeededVarMap)> {
     let vars = SeededVarMap::new(opts.seed);
-    let model = Model::from_config(
-        &which.config(opts.steps),
-        set.shape,
-        set.classes,
-        opts.kernels,
-        vars.var_builder(DType::F32, device),
-    )?;
+    let ctx = BuildCtx {
+        input: InputShape::Image(set.shape),
+        outputs: set.classes,
+        task: Arc::new(Classification {
+            classes: set.classes,
+        }),
+        kernels: opts.kernels,
+        device: device.clone(),
+        vars: &vars,
+    };
+    let model = crate::nn::build(&which.config(opts.steps), &ctx, None)?;
     Ok((model, vars))
 }
 
@@ -345,8 +352,14 @@ fn bench_train(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
         time_rates(opts, |call| {
             let (x, y) = stream.next_batch(&device)?;
             let input = model.encode(&x, batch_seed(opts.seed, 0, call))?;
-            let loss = model.loss(&model.forward(&input)?, &y)?;
-            optimizer.step(&loss.backward()?)?;
+            let step = model.train_step(
+                &input,
+                &y,
+                &Classification {
+                    classes: set.classes,
+                },
+            )?;
+            optimizer.step(&step.grads)?;
             Ok(())
         })
     })
@@ -374,7 +387,7 @@ fn bench_infer(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
         time_rates(opts, |call| {
             let (x, _) = stream.next_batch(&device)?;
             let input = model.encode(&x, batch_seed(opts.seed, 1, call))?;
-            model.forward(&input)?;
+            Module::forward(&model, &input)?;
             Ok(())
         })
     })
@@ -408,8 +421,7 @@ pub fn run(opts: &BenchOptions, data_root: Option<&Path>) -> Result<BenchResult>
             .map(|s| s.trim().to_string()),
         git_commit: crate::train::git_commit(),
     };
-    let data = DataConfig {
-        name: DatasetName::Mnist,
+    let data = ImageDataConfig {
         root: data_root.map(Path::to_path_buf),
         val_fraction: 1.0 / 60_000.0,
         split_seed: None,
@@ -418,7 +430,7 @@ pub fn run(opts: &BenchOptions, data_root: Option<&Path>) -> Result<BenchResult>
         normalize: Normalize::None,
         mirrors: Vec::new(),
     };
-    let set = load_splits(&data, opts.seed)?.train;
+    let set = load_splits(DatasetName::Mnist, &data, opts.seed)?.train;
     let encode_cost = {
         let stream_opts = BenchOptions {
             warmup: 5,

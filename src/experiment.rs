@@ -10,6 +10,7 @@
 
 use crate::config::{ensure_single, expand, ConfigStore, ExperimentConfig, Override};
 use crate::error::{Error, Result};
+use crate::nn::Builder;
 use crate::nn::Traces;
 use crate::rundir::RunDir;
 use crate::train::{load_trained, train, RunOutcome, TrainOptions, TrainedModel};
@@ -131,6 +132,12 @@ impl Experiment {
     /// Trains with explicit options.
     pub fn train_with(&self, options: &TrainOptions) -> Result<RunOutcome> {
         train(&self.config, options)
+    }
+
+    /// Trains a network defined outside the crate (`model: {kind: custom, name: ...}`), built by
+    /// `builder`, with the same loop, run directory, checkpoints and resume as every model.
+    pub fn train_custom(&self, options: &TrainOptions, builder: Builder) -> Result<RunOutcome> {
+        crate::train::train_with(&self.config, options, builder)
     }
 
     /// The trained model (weights of the run's best checkpoint) with its validation data.

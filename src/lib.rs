@@ -16,6 +16,7 @@ mod error;
 mod experiment;
 pub mod frame;
 pub mod fsutil;
+pub mod metric;
 pub mod nn;
 pub mod notebooks;
 pub mod plot;
@@ -28,6 +29,8 @@ pub mod train;
 
 /// The tensor library, re-exported so notebooks use the exact version the models use.
 pub use candle_core;
+/// The layer library the models are built with (`VarBuilder`, `Init`, losses, ops).
+pub use candle_nn;
 /// The frame library, re-exported so notebooks use the exact version the frames use.
 pub use polars;
 

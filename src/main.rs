@@ -47,6 +47,13 @@ enum Command {
         /// Stop after this many epochs, leaving the run resumable (for wall-time-limited jobs).
         #[arg(long)]
         stop_after_epochs: Option<usize>,
+        /// Run the points on this many local worker processes (the local executor, with a job
+        /// ledger: an interrupted sweep resumes its runs from their checkpoints when rerun).
+        #[arg(long, requires = "multirun")]
+        workers: Option<usize>,
+        /// The job ledger of `--workers`.
+        #[arg(long, default_value = "jobs/ledger.yaml")]
+        ledger: PathBuf,
         /// `experiment=NAME` followed by `key=value` overrides and `group=option` selections.
         #[arg(required = true)]
         overrides: Vec<String>,
@@ -192,6 +199,36 @@ fn experiments(
     }
 }
 
+/// Runs a sweep on local worker processes and waits for it, printing each round's report.
+fn run_local(
+    store: ConfigStore,
+    overrides: &[String],
+    workers: usize,
+    ledger: &std::path::Path,
+) -> autoresearch::Result<()> {
+    use autoresearch::cluster::{Executor, LocalExecutor, MonitorOptions, Sweep, Workspace};
+    let (name, rest) = experiment_of(&store, overrides)?;
+    let runs = Experiment::multirun_in(&store, &name, &rest)?
+        .first()
+        .map(|e| e.config().runs_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("runs"));
+    let workspace = Workspace {
+        configs: store,
+        runs,
+        ledger: ledger.to_path_buf(),
+    };
+    let mut exec = LocalExecutor::new(workspace, workers)?;
+    let ids = exec.submit(&Sweep::new(&name, &rest))?;
+    eprintln!("submitted {} runs to {workers} local workers", ids.len());
+    let report = exec.wait(
+        std::time::Duration::from_secs(5),
+        &MonitorOptions::default(),
+        &mut |r| eprintln!("{r}"),
+    )?;
+    println!("{report}");
+    Ok(())
+}
+
 fn run(cli: Cli) -> autoresearch::Result<()> {
     let configs = &cli.configs;
     match cli.command {
@@ -200,8 +237,13 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             force,
             quiet,
             stop_after_epochs,
+            workers,
+            ledger,
             overrides,
         } => {
+            if let Some(workers) = workers {
+                return run_local(store(configs)?, &overrides, workers, &ledger);
+            }
             let exps = experiments(&store(configs)?, &overrides, multirun)?;
             let options = TrainOptions {
                 force,
@@ -222,13 +264,28 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
                 } else {
                     status_word(m.status)
                 };
+                let scores = match (&m.objective, m.best_val_acc) {
+                    (Some(o), None) => {
+                        let metric = o.metric.trim_start_matches("val_");
+                        let test = m.results.get("test").and_then(|t| t.get(metric).copied());
+                        format!(
+                            "best {} {}  test_{metric} {}",
+                            o.metric,
+                            fmt(o.best),
+                            fmt(test)
+                        )
+                    }
+                    _ => format!(
+                        "best_val_acc {}  test_acc {}",
+                        fmt(m.best_val_acc),
+                        fmt(m.test_acc)
+                    ),
+                };
                 println!(
-                    "{}  {what}  epochs {}/{}  best_val_acc {}  test_acc {}  wall {:.1}s",
+                    "{}  {what}  epochs {}/{}  {scores}  wall {:.1}s",
                     outcome.dir.path().display(),
                     m.epochs_done,
                     m.epochs_planned,
-                    fmt(m.best_val_acc),
-                    fmt(m.test_acc),
                     m.wall_time_s
                 );
             }

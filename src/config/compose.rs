@@ -326,9 +326,28 @@ pub fn variant_name(overrides: &[Override]) -> Result<String> {
     })
 }
 
-/// Deserializes a YAML tree into the typed config, naming the key path of any error.
+/// Deserializes a YAML tree into the typed config, naming the key path of any error, then
+/// checks every value and the model/data combination ([`super::validate`]).
+///
+/// A version-1 tree's `data.name` is read as `data.kind`.
 pub fn typed(tree: &Value) -> Result<ExperimentConfig> {
-    serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
+    let cfg = typed_unchecked(tree)?;
+    super::validate::validate(&cfg)?;
+    Ok(cfg)
+}
+
+/// [`typed`] without the value checks (reading a saved run's config back).
+pub fn typed_unchecked(tree: &Value) -> Result<ExperimentConfig> {
+    let mut tree = tree.clone();
+    if let Some(Value::Mapping(data)) = tree.get_mut("data") {
+        let (name, kind) = (Value::from("name"), Value::from("kind"));
+        if !data.contains_key(&kind) {
+            if let Some(v) = data.remove(&name) {
+                data.insert(kind, v);
+            }
+        }
+    }
+    serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         Error::invalid(
             if path == "." {

@@ -1,16 +1,19 @@
 //! Experiment configuration: typed schema, YAML composition, overrides and sweeps.
 
 mod compose;
+mod data;
 mod model;
 mod overrides;
 mod schema;
 mod spiking;
 mod sweep;
+pub mod validate;
 
 pub use compose::{
-    from_yaml_str, load_yaml, merge, set_path, typed, variant_name, Composed, ConfigStore,
-    CONFIGS_ENV, GROUPS, NON_VARIANT_KEYS,
+    from_yaml_str, load_yaml, merge, set_path, typed, typed_unchecked, variant_name, Composed,
+    ConfigStore, CONFIGS_ENV, GROUPS, NON_VARIANT_KEYS,
 };
+pub use data::*;
 pub use model::*;
 pub use overrides::Override;
 pub use schema::*;

@@ -26,6 +26,27 @@ pub enum ModelConfig {
     Hybrid(HybridConfig),
     /// Non-spiking RNN / LSTM / GRU over a sequence (row-wise sequential MNIST).
     Rnn(RnnConfig),
+    /// Tanh rate RNN `x_t = J tanh(x_{t-1}) + b + W_s s_t` with a linear readout of `x_t` per
+    /// step and a learnable initial state (GradientFlossing's network).
+    RateRnn(RateRnnConfig),
+    /// RNN / LSTM / GRU stack over a sequence task's inputs with a linear readout per step.
+    SequenceRnn(SequenceRnnConfig),
+    /// A learnable output per time step, the same for every input: the mean predictor.
+    MeanPredictor(MeanPredictorConfig),
+    /// A network defined outside this crate, built by the function given to
+    /// `train::train_with` (e.g. from a notebook cell).
+    Custom(CustomModelConfig),
+}
+
+/// Which input a model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Images `[B, C, H, W]` (encoded inside the model where it spikes).
+    Image,
+    /// Time-first sequences `[T, B, S]`.
+    Sequence,
+    /// Whatever the data gives (checked by the model's builder).
+    Any,
 }
 
 impl ModelConfig {
@@ -40,13 +61,33 @@ impl ModelConfig {
             ModelConfig::Slstm(_) => "slstm",
             ModelConfig::Hybrid(_) => "hybrid",
             ModelConfig::Rnn(_) => "rnn",
+            ModelConfig::RateRnn(_) => "rate_rnn",
+            ModelConfig::SequenceRnn(_) => "sequence_rnn",
+            ModelConfig::MeanPredictor(_) => "mean_predictor",
+            ModelConfig::Custom(_) => "custom",
+        }
+    }
+
+    /// The input this model reads.
+    pub fn input_kind(&self) -> InputKind {
+        match self {
+            ModelConfig::RateRnn(_)
+            | ModelConfig::SequenceRnn(_)
+            | ModelConfig::MeanPredictor(_) => InputKind::Sequence,
+            ModelConfig::Custom(_) => InputKind::Any,
+            _ => InputKind::Image,
         }
     }
 
     /// How images become the network's input; `None` for models that take images as they are.
     pub fn encoder(&self) -> Option<&EncoderConfig> {
         match self {
-            ModelConfig::Ffnn(_) | ModelConfig::Cnn(_) => None,
+            ModelConfig::Ffnn(_)
+            | ModelConfig::Cnn(_)
+            | ModelConfig::RateRnn(_)
+            | ModelConfig::SequenceRnn(_)
+            | ModelConfig::MeanPredictor(_)
+            | ModelConfig::Custom(_) => None,
             ModelConfig::SnnFfnn(c) => Some(&c.encoder),
             ModelConfig::SnnCnn(c) => Some(&c.encoder),
             ModelConfig::Srnn(c) => Some(&c.encoder),
@@ -270,4 +311,67 @@ pub struct HybridConfig {
 
 fn default_window() -> usize {
     1
+}
+
+/// Tanh rate RNN (GradientFlossing): state `x` `[B, N]`, `x_t = J tanh(x_{t-1}) + b + W_s s_t / S`,
+/// readout `r_t = w_r x_t + o`.
+///
+/// Init: `J ~ gain·N(0, 1)/√N`, `W_s ~ N(0, 1)`, `w_r ~ N(0, 1)`, `b ~ U(0, bias_max)`, `o =
+/// 0.001`; the initial state `x_0` `[N]` (shared by the batch) is one N(0, 1) draw relaxed by
+/// `relax_steps` autonomous steps, and is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateRnnConfig {
+    /// Units `N`.
+    pub hidden: usize,
+    /// Coupling gain `g` of `J` (chaotic above 1 in the large-N limit).
+    #[serde(default = "default_gain")]
+    pub gain: f64,
+    /// Upper end of the uniform bias init `U(0, bias_max)`.
+    #[serde(default = "default_bias_max")]
+    pub bias_max: f64,
+    /// Autonomous steps relaxing the initial state before training.
+    #[serde(default = "default_relax_steps")]
+    pub relax_steps: usize,
+    /// Whether `x_0` is trained (upstream: yes).
+    #[serde(default = "default_true")]
+    pub learn_initial_state: bool,
+}
+
+fn default_gain() -> f64 {
+    1.0
+}
+fn default_bias_max() -> f64 {
+    0.1
+}
+fn default_relax_steps() -> usize {
+    100
+}
+fn default_true() -> bool {
+    true
+}
+
+/// RNN / LSTM / GRU stack over a sequence with a linear readout at every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceRnnConfig {
+    /// The recurrent layers.
+    #[serde(flatten)]
+    pub stack: RecurrentStack,
+}
+
+/// The mean predictor has no settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeanPredictorConfig {}
+
+/// A network defined outside the crate: a name and free parameters its builder reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomModelConfig {
+    /// The network's name (recorded as the model in `metrics.json`).
+    pub name: String,
+    /// Free parameters for the builder.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }

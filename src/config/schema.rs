@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::data::DataConfig;
 use super::model::ModelConfig;
 
 /// A fully resolved experiment: the single input of training, saved as `config.yaml` in each run.
@@ -36,9 +37,17 @@ pub struct ExperimentConfig {
     /// Rescale gradients so their global L2 norm is at most this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
+    /// Rescale each parameter's gradient so its own L2 norm is at most this (Flux's
+    /// `ClipNorm`); applied before `clip_grad_norm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm_per_parameter: Option<f64>,
     /// Stop when a monitored metric stops improving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStoppingConfig>,
+    /// The metric that picks the best checkpoint; the task's default (classification and
+    /// step labelling: `val_acc`; path integration: `val_loss`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<ObjectiveConfig>,
     /// Where run directories are written: `<runs_dir>/<name>/<variant>/seed_<n>/`.
     #[serde(default = "default_runs_dir")]
     pub runs_dir: PathBuf,
@@ -93,70 +102,6 @@ pub enum Kernels {
     Fused,
     /// Plain tensor ops everywhere: the reference the fused kernels are tested against.
     Plain,
-}
-
-/// Which dataset to load and how to split and scale it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// Dataset name.
-    pub name: DatasetName,
-    /// Directory holding the dataset's files; searched first (see `data::locate`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<PathBuf>,
-    /// Fraction of the training images held out for validation.
-    #[serde(default = "default_val_fraction")]
-    pub val_fraction: f64,
-    /// Seed of the validation split; defaults to the run seed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split_seed: Option<u64>,
-    /// Use only the first N training images (before the split), for quick runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// Use only the first N test images.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_limit: Option<usize>,
-    /// Pixel scaling applied after dividing by 255.
-    #[serde(default)]
-    pub normalize: Normalize,
-    /// Base URLs tried, in order, when the files are found nowhere locally.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mirrors: Vec<String>,
-}
-
-fn default_val_fraction() -> f64 {
-    0.1
-}
-
-/// The image datasets in IDX format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetName {
-    /// LeCun et al. handwritten digits.
-    Mnist,
-    /// Zalando's Fashion-MNIST (same format and shapes as MNIST).
-    FashionMnist,
-}
-
-impl DatasetName {
-    /// The folder name used under data roots and the cache.
-    pub fn dir_name(self) -> &'static str {
-        match self {
-            DatasetName::Mnist => "mnist",
-            DatasetName::FashionMnist => "fashion_mnist",
-        }
-    }
-}
-
-/// Pixel scaling after `x / 255`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Normalize {
-    /// Keep pixels in [0, 1] (what spike encoders need).
-    #[default]
-    None,
-    /// `(x - mean) / std`.
-    Standardize { mean: f64, std: f64 },
 }
 
 /// Optimizer, chosen by `kind`, with PyTorch's semantics and defaults.
@@ -240,12 +185,13 @@ pub enum SchedulerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyStoppingConfig {
-    /// The per-epoch metric watched.
-    #[serde(default)]
-    pub metric: Metric,
-    /// Whether larger or smaller is better.
-    #[serde(default)]
-    pub mode: Mode,
+    /// The per-epoch `history.csv` column watched (`val_loss`, `val_acc`, `train_<metric>`,
+    /// ...); the objective's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Whether larger or smaller is better; the metric's declared direction by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
     /// Epochs without improvement tolerated before stopping.
     pub patience: usize,
     /// Smallest change that counts as an improvement.
@@ -253,31 +199,19 @@ pub struct EarlyStoppingConfig {
     pub min_delta: f64,
 }
 
-/// A per-epoch metric recorded in `history.csv`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Validation accuracy.
-    #[default]
-    ValAcc,
-    /// Validation cross-entropy.
-    ValLoss,
-    /// Training accuracy.
-    TrainAcc,
-    /// Training cross-entropy.
-    TrainLoss,
+/// The metric that picks the best checkpoint, drives early stopping by default and ranks
+/// results: a `history.csv` column (`val_acc`, `val_loss`, `val_position_rmse`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveConfig {
+    /// The column (`val_<metric>` or `train_<metric>` of a metric the task declares).
+    pub metric: String,
+    /// Whether larger or smaller is better; the metric's declared direction by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
-/// Direction of improvement.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Larger is better.
-    #[default]
-    Max,
-    /// Smaller is better.
-    Min,
-}
+pub use crate::metric::Mode;
 
 /// Values a sweep block maps keys to: a YAML list or a text such as `range(0,5)`.
 pub type SweepBlock = BTreeMap<String, serde_yaml_ng::Value>;

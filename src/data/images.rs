@@ -6,7 +6,7 @@ use rand::SeedableRng;
 
 use super::idx::{read_idx, IMAGES_MAGIC, LABELS_MAGIC};
 use super::locate::{DataSearch, DatasetFiles};
-use crate::config::{DataConfig, Normalize};
+use crate::config::{DatasetName, ImageDataConfig, Normalize};
 use crate::error::{Error, Result};
 
 /// Fewest images a thread copies when a batch is gathered in parallel.
@@ -145,13 +145,13 @@ impl ImageSet {
 
 /// Locates and loads a dataset, splitting `data.val_fraction` of the training pool off for
 /// validation with `data.split_seed` (default: `seed`).
-pub fn load_splits(cfg: &DataConfig, seed: u64) -> Result<Splits> {
-    let files = DataSearch::from_config(cfg).locate(cfg.name)?;
+pub fn load_splits(dataset: DatasetName, cfg: &ImageDataConfig, seed: u64) -> Result<Splits> {
+    let files = DataSearch::from_config(dataset, cfg).locate(dataset)?;
     load_splits_from(&files, cfg, seed)
 }
 
 /// Like [`load_splits`], from files already located.
-pub fn load_splits_from(files: &DatasetFiles, cfg: &DataConfig, seed: u64) -> Result<Splits> {
+pub fn load_splits_from(files: &DatasetFiles, cfg: &ImageDataConfig, seed: u64) -> Result<Splits> {
     if !(cfg.val_fraction > 0.0 && cfg.val_fraction < 1.0) {
         return Err(Error::invalid(
             "data.val_fraction",

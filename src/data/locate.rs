@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use md5::Digest;
 
-use crate::config::{DataConfig, DatasetName};
+use crate::config::{DatasetName, ImageDataConfig};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
@@ -128,7 +128,7 @@ pub struct DataSearch {
 
 impl DataSearch {
     /// The search order for `cfg`, reading the environment and the current directory.
-    pub fn from_config(cfg: &DataConfig) -> Self {
+    pub fn from_config(dataset: DatasetName, cfg: &ImageDataConfig) -> Self {
         let env_root = std::env::var_os(DATA_ENV).map(PathBuf::from);
         let shared_roots = std::env::current_dir()
             .map(|cwd| {
@@ -143,7 +143,7 @@ impl DataSearch {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .map(|c| c.join("autoresearch"));
         let mirrors = if cfg.mirrors.is_empty() {
-            default_mirrors(cfg.name)
+            default_mirrors(dataset)
         } else {
             cfg.mirrors.clone()
         };
@@ -162,7 +162,16 @@ impl DataSearch {
         let dir_name = dataset.dir_name();
         let mut candidates: Vec<(String, PathBuf)> = Vec::new();
         if let Some(root) = &self.config_root {
-            candidates.push(("data.root".into(), root.clone()));
+            // an explicit root is the user's choice: never fall back to another copy
+            return find_files(root, &specs).map_err(|missing| {
+                Error::invalid(
+                    "data.root",
+                    format!(
+                        "{} does not hold {dir_name} ({missing}); point data.root at the folder with its IDX files, or remove data.root to search ${DATA_ENV}, shared/data and the user cache",
+                        root.display()
+                    ),
+                )
+            });
         }
         if let Some(root) = &self.env_root {
             candidates.push((format!("${DATA_ENV}"), root.join(dir_name)));

@@ -44,6 +44,19 @@ impl SeededVarMap {
             .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))
     }
 
+    /// The seed parameters are drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The variable named `name`, or an error if it was never created.
+    pub fn var(&self, name: &str) -> candle_core::Result<Var> {
+        self.lock()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg(format!("no parameter named {name}")))
+    }
+
     /// All variables sorted by name: the stable order used by optimizers and checkpoints.
     pub fn named_vars(&self) -> candle_core::Result<Vec<(String, Var)>> {
         let data = self.lock()?;

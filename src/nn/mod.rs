@@ -1,8 +1,10 @@
-//! Models on candle: one struct per network, built from its typed config.
+//! Models on candle: one struct per network, built from its typed config by [`build`], each
+//! implementing [`Network`] (forward with a probe, loss, a training step, hooks).
 //!
-//! Every model maps a batch of images to class scores in three steps that the trainer calls in
-//! turn: [`Model::encode`] (images -> the network's input, e.g. spike trains, seeded),
-//! [`Model::forward`] (input -> scores whose arg-max is the prediction) and [`Model::loss`].
+//! The image models are gathered in the [`Model`] enum, which maps a batch of images to class
+//! scores in three steps: [`Model::encode`] (images -> the network's input, e.g. spike trains,
+//! seeded), [`Model::forward`] (input -> scores whose arg-max is the prediction) and
+//! [`Model::loss`] (its readout's loss).
 
 mod activation;
 mod cnn;
@@ -13,12 +15,16 @@ mod gradcheck;
 mod hybrid;
 pub mod init;
 pub mod layers;
+mod mean_predictor;
+mod network;
 pub mod neuron;
 pub mod pool;
 mod probe;
+mod rate_rnn;
 mod readout;
 pub mod recurrent;
 mod seq_rnn;
+mod sequence_rnn;
 mod slstm_net;
 mod snn_cnn;
 mod snn_ffnn;
@@ -29,9 +35,13 @@ pub use cnn::Cnn;
 pub use ffnn::Ffnn;
 pub use hybrid::Hybrid;
 pub use init::SeededVarMap;
+pub use mean_predictor::MeanPredictor;
+pub use network::{build, BuildCtx, Builder, Network, Step};
 pub use probe::{FiringRates, LayerTrace, NoProbe, Probe, Traces};
+pub use rate_rnn::RateRnn;
 pub use readout::cross_entropy;
 pub use seq_rnn::SeqRnn;
+pub use sequence_rnn::SequenceRnn;
 pub use slstm_net::SlstmNet;
 pub use snn_cnn::SnnCnn;
 pub use snn_ffnn::SnnFfnn;
@@ -64,8 +74,9 @@ pub enum Model {
 }
 
 impl Model {
-    /// Builds the configured model for `[C, H, W]` inputs and `classes` outputs under `vb`;
-    /// `kernels` chooses fused CPU kernels or plain tensor ops.
+    /// Builds the configured image model for `[C, H, W]` inputs and `classes` outputs under
+    /// `vb`; `kernels` chooses fused CPU kernels or plain tensor ops. Other kinds are built by
+    /// [`build`].
     pub fn from_config(
         cfg: &ModelConfig,
         input: [usize; 3],
@@ -96,6 +107,10 @@ impl Model {
                 Model::Hybrid(Hybrid::from_config(c, input, classes, kernels, vb)?)
             }
             ModelConfig::Rnn(c) => Model::Rnn(SeqRnn::from_config(c, input, classes, kernels, vb)?),
+            other => candle_core::bail!(
+                "model kind {} is not an image model; build it with nn::build",
+                other.kind()
+            ),
         })
     }
 
@@ -167,5 +182,22 @@ impl Module for Model {
     /// `input`: what [`Model::encode`] returns -> scores `[B, classes]`.
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         self.forward_probed(input, &mut NoProbe)
+    }
+}
+
+impl Network for Model {
+    fn forward_probed(&self, input: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
+        Model::forward_probed(self, input, probe)
+    }
+    fn encode(&self, input: &Tensor, seed: u64) -> Result<Tensor> {
+        Model::encode(self, input, seed)
+    }
+    fn loss(
+        &self,
+        output: &Tensor,
+        target: &Tensor,
+        _task: &dyn crate::data::Task,
+    ) -> Result<Tensor> {
+        Model::loss(self, output, target)
     }
 }

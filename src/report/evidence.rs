@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use polars::prelude::{BooleanChunked, DataFrame, NewChunkedArray};
 use serde::Serialize;
 
-use super::{num, pct, pvalue, render};
+use super::{is_percent, num, pvalue, render, value_text};
 use crate::error::{Error, Result};
-use crate::frame::{f64_column, str_column, to_csv as csv};
+use crate::frame::{column, f64_column, str_column, to_csv as csv};
 use crate::fsutil::write_atomic;
+use crate::metric::{MetricSpec, Mode};
 use crate::plot::{Figure, FinalMetric, LearningCurves};
-use crate::runs::{Problem, RunScan, RUN_COLUMNS};
+use crate::runs::{direction_text, metric_spec, metrics_column_names, Problem, RunScan};
 use crate::stats::{paired_comparisons, summarize, Group};
 
 /// What a report covers and how it is labelled.
@@ -24,10 +25,13 @@ pub struct ReportOptions {
     pub groups: Vec<Group>,
     /// Group every other group is compared with, seed by seed.
     pub baseline: Option<Group>,
-    /// Run metric summarised and compared (a `runs` column, e.g. `best_val_acc`).
+    /// Run metric summarised and compared: any numeric `runs` column (`best_val_acc`,
+    /// `objective_best`, `test_position_rmse`); its direction and unit come from the runs
+    /// ([`crate::runs::metric_spec`]).
     pub metric: String,
-    /// History column for the learning curves (e.g. `val_acc`).
-    pub curve_metric: String,
+    /// History column for the learning curves (any `history` column, e.g. `val_acc`,
+    /// `val_position_rmse`); `None`: the selected runs' objective (`val_acc` for version 1).
+    pub curve_metric: Option<String>,
     /// How the runs root is shown in the report.
     pub root: String,
     /// Generation time shown in the report.
@@ -37,15 +41,15 @@ pub struct ReportOptions {
 }
 
 impl ReportOptions {
-    /// Options for `groups` with the defaults: `best_val_acc`, curves of `val_acc`, the first
-    /// group as baseline when there are several, generated now.
+    /// Options for `groups` with the defaults: `best_val_acc`, curves of the runs' objective,
+    /// the first group as baseline when there are several, generated now.
     pub fn new(title: impl Into<String>, groups: Vec<Group>, root: impl Into<String>) -> Self {
         ReportOptions {
             title: title.into(),
             baseline: (groups.len() > 1).then(|| groups[0].clone()),
             groups,
             metric: "best_val_acc".into(),
-            curve_metric: "val_acc".into(),
+            curve_metric: None,
             root: root.into(),
             generated: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             templates: None,
@@ -101,6 +105,7 @@ impl EvidenceReport {
                 }
             )));
         }
+        let spec = metric_spec(&runs, &options.metric)?;
         let summary = summarize(&runs, &options.metric)?;
         let paired = match &options.baseline {
             Some(base) => {
@@ -111,18 +116,26 @@ impl EvidenceReport {
             }
             None => None,
         };
-        let by_seed = crate::frame::select(&runs, RUN_COLUMNS)?;
+        let names = metrics_column_names(&runs);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let by_seed = crate::frame::select(&runs, &names)?;
         let history = select(&scan.history, &options.groups)?;
         let mut figures = Vec::new();
         if history.height() > 0 {
-            let curves = LearningCurves::from_history(&history, &options.curve_metric)?;
+            let curve_metric = curve_metric(options, &runs)?;
+            let curves = LearningCurves::from_history(&history, &curve_metric)?;
             figures.push(("learning_curves".to_string(), Figure::render(&curves)?));
         }
         if summary.height() > 0 {
             let points = FinalMetric::from_frames(&summary, &runs)?;
             figures.push(("final_metric".to_string(), Figure::render(&points)?));
         }
-        let context = Context::new(options, &runs, &summary, paired.as_ref(), &figures, scan)?;
+        let frames = Frames {
+            runs: &runs,
+            summary: &summary,
+            paired: paired.as_ref(),
+        };
+        let context = Context::new(options, &spec, frames, &figures, scan)?;
         let markdown = render("report.md.j2", options.templates.as_deref(), context)?;
         Ok(EvidenceReport {
             markdown,
@@ -178,6 +191,20 @@ fn select(df: &DataFrame, groups: &[Group]) -> Result<DataFrame> {
         .map_err(|e| Error::Analysis(format!("selecting runs: {e}")))
 }
 
+/// The history column of the learning curves: the one asked for, else the objective of the
+/// selected runs (the first run's).
+fn curve_metric(options: &ReportOptions, runs: &DataFrame) -> Result<String> {
+    if let Some(name) = &options.curve_metric {
+        return Ok(name.clone());
+    }
+    let objective = if column(runs, "objective").is_ok() {
+        str_column(runs, "objective")?.into_iter().flatten().next()
+    } else {
+        None
+    };
+    Ok(objective.unwrap_or_else(|| "val_acc".into()))
+}
+
 /// Every summary group other than the baseline, paired with the baseline.
 fn comparison_pairs(summary: &DataFrame, base: &Group) -> Result<Vec<(Group, Group)>> {
     let (exp, var) = (
@@ -217,9 +244,14 @@ struct Context {
     version: &'static str,
     root: String,
     metric: String,
-    /// ` (%)` for accuracies (shown in percent), else empty.
+    /// The metric's unit and direction when worth saying (` (world units; lower is better)`),
+    /// else empty: a fraction is shown in percent and higher is the default.
+    metric_note: String,
+    /// Whether lower values are better (the paired table then says what a delta means).
+    lower_is_better: bool,
+    /// ` (%)` for fractions (shown in percent), else empty.
     unit: &'static str,
-    /// ` (pp)` for accuracy differences (percentage points), else empty.
+    /// ` (pp)` for differences of fractions (percentage points), else empty.
     delta_unit: &'static str,
     summary: Vec<SummaryRow>,
     paired: Vec<PairedRow>,
@@ -277,138 +309,74 @@ struct ProblemRow {
     reason: String,
 }
 
-/// Whether `metric` is an accuracy (a fraction shown in percent).
-fn percent(metric: &str) -> bool {
-    metric.ends_with("_acc")
+/// The frames a report is built from.
+#[derive(Clone, Copy)]
+struct Frames<'a> {
+    runs: &'a DataFrame,
+    summary: &'a DataFrame,
+    paired: Option<&'a DataFrame>,
 }
 
-/// `[low, high]` in the metric's format, or `—` when the interval is undefined.
-fn interval_text(metric: &str, low: Option<f64>, high: Option<f64>) -> String {
-    match (low, high) {
-        (Some(a), Some(b)) => format!(
-            "[{}, {}]",
-            metric_text(metric, Some(a)),
-            metric_text(metric, Some(b))
-        ),
-        _ => "—".into(),
+/// How a metric's values are written: in percent for a fraction, else four decimals.
+#[derive(Clone, Copy)]
+struct Format {
+    percent: bool,
+}
+
+impl Format {
+    /// One value, or `—` when missing.
+    fn value(self, x: Option<f64>) -> String {
+        match x {
+            Some(v) if v.is_finite() && self.percent => super::pct(v),
+            other => num(other),
+        }
+    }
+
+    /// `[low, high]`, or `—` when the interval is undefined.
+    fn interval(self, low: Option<f64>, high: Option<f64>) -> String {
+        match (low, high) {
+            (Some(a), Some(b)) => format!("[{}, {}]", self.value(Some(a)), self.value(Some(b))),
+            _ => "—".into(),
+        }
     }
 }
 
-/// Percent with two decimals for accuracies, else four decimals.
-fn metric_text(metric: &str, x: Option<f64>) -> String {
-    match x {
-        Some(v) if percent(metric) => pct(v),
-        other => num(other),
+/// ` (<unit>; lower is better)` as far as either applies, else empty.
+fn metric_note(spec: &MetricSpec) -> String {
+    let mut notes: Vec<&str> = Vec::new();
+    if !spec.unit.is_empty() && !is_percent(&spec.unit) {
+        notes.push(&spec.unit);
     }
+    if spec.mode == Mode::Min {
+        notes.push(direction_text(Mode::Min));
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    }
+}
+
+/// A cell's text, `—` when missing.
+fn text(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "—".into())
 }
 
 impl Context {
     fn new(
         options: &ReportOptions,
-        runs: &DataFrame,
-        summary: &DataFrame,
-        paired: Option<&DataFrame>,
+        spec: &MetricSpec,
+        frames: Frames<'_>,
         figures: &[(String, Figure)],
         scan: &RunScan,
     ) -> Result<Context> {
-        let metric = options.metric.as_str();
-        let s = |df: &DataFrame, c: &str| str_column(df, c);
-        let f = |df: &DataFrame, c: &str| f64_column(df, c);
-        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
-        let mut summary_rows = Vec::new();
-        {
-            let (e, v, m, d) = (
-                s(summary, "experiment")?,
-                s(summary, "variant")?,
-                s(summary, "model")?,
-                s(summary, "dataset")?,
-            );
-            let (n, mean, std) = (
-                f(summary, "n_seeds")?,
-                f(summary, "mean")?,
-                f(summary, "std")?,
-            );
-            let (lo, hi, bs, bv) = (
-                f(summary, "ci95_low")?,
-                f(summary, "ci95_high")?,
-                f(summary, "best_seed")?,
-                f(summary, "best_value")?,
-            );
-            for i in 0..summary.height() {
-                let acc = percent(metric);
-                summary_rows.push(SummaryRow {
-                    experiment: text(&e[i]),
-                    variant: text(&v[i]),
-                    model: text(&m[i]),
-                    dataset: text(&d[i]),
-                    n: n[i].unwrap_or(0.0) as u64,
-                    mean: metric_text(metric, mean[i]),
-                    std: metric_text(metric, std[i]),
-                    ci: interval_text(metric, lo[i], hi[i]),
-                    best: format!(
-                        "seed {} ({})",
-                        bs[i].unwrap_or(0.0) as u64,
-                        if acc {
-                            format!("{}%", pct(bv[i].unwrap_or(f64::NAN)))
-                        } else {
-                            num(bv[i])
-                        }
-                    ),
-                });
-            }
-        }
-        let mut paired_rows = Vec::new();
-        if let Some(p) = paired {
-            let (m, b) = (s(p, "model")?, s(p, "baseline_model")?);
-            let (n, mean, std, lo, hi) = (
-                f(p, "paired_seed_count")?,
-                f(p, "mean_delta")?,
-                f(p, "std_delta")?,
-                f(p, "ci95_low")?,
-                f(p, "ci95_high")?,
-            );
-            let (tp, wp, d) = (
-                f(p, "t_pvalue")?,
-                f(p, "wilcoxon_pvalue")?,
-                f(p, "cohens_d")?,
-            );
-            for i in 0..p.height() {
-                paired_rows.push(PairedRow {
-                    model: text(&m[i]),
-                    baseline: text(&b[i]),
-                    n: n[i].unwrap_or(0.0) as u64,
-                    mean: metric_text(metric, mean[i]),
-                    std: metric_text(metric, std[i]),
-                    ci: interval_text(metric, lo[i], hi[i]),
-                    t_p: pvalue(tp[i]),
-                    w_p: pvalue(wp[i]),
-                    d: num(d[i]),
-                });
-            }
-        }
-        let (path, status, seed) = (s(runs, "path")?, s(runs, "status")?, f(runs, "seed")?);
-        let (value, hash, commit) = (
-            f(runs, metric)?,
-            s(runs, "config_hash")?,
-            s(runs, "git_commit")?,
-        );
-        let run_rows = (0..runs.height())
-            .map(|i| RunRow {
-                path: text(&path[i]),
-                status: text(&status[i]),
-                used: if status[i].as_deref() == Some("completed") && value[i].is_some() {
-                    "yes"
-                } else {
-                    "no"
-                },
-                seed: seed[i].map_or("—".into(), |x| (x as u64).to_string()),
-                value: metric_text(metric, value[i]),
-                config_hash: text(&hash[i]),
-                git_commit: commit[i]
-                    .as_deref()
-                    .map_or("—".into(), |c| c.chars().take(12).collect()),
-            })
-            .collect();
+        let format = Format {
+            percent: is_percent(&spec.unit),
+        };
+        let paired = match frames.paired {
+            Some(p) => paired_rows(p, format)?,
+            None => Vec::new(),
+        };
         let figure_refs = figures
             .iter()
             .map(|(stem, _)| FigureRef {
@@ -429,14 +397,102 @@ impl Context {
             generated: options.generated.clone(),
             version: env!("CARGO_PKG_VERSION"),
             root: options.root.clone(),
-            metric: metric.to_string(),
-            unit: if percent(metric) { " (%)" } else { "" },
-            delta_unit: if percent(metric) { " (pp)" } else { "" },
-            summary: summary_rows,
-            paired: paired_rows,
+            metric: options.metric.clone(),
+            metric_note: metric_note(spec),
+            lower_is_better: spec.mode == Mode::Min,
+            unit: if format.percent { " (%)" } else { "" },
+            delta_unit: if format.percent { " (pp)" } else { "" },
+            summary: summary_rows(frames.summary, format)?,
+            paired,
             figures: figure_refs,
-            runs: run_rows,
+            runs: run_rows(frames.runs, &options.metric, format)?,
             problems,
         })
     }
+}
+
+/// The summary table's rows.
+fn summary_rows(summary: &DataFrame, format: Format) -> Result<Vec<SummaryRow>> {
+    let s = |c: &str| str_column(summary, c);
+    let f = |c: &str| f64_column(summary, c);
+    let (e, v, m, d) = (s("experiment")?, s("variant")?, s("model")?, s("dataset")?);
+    let (n, mean, std) = (f("n_seeds")?, f("mean")?, f("std")?);
+    let (lo, hi, bs, bv) = (
+        f("ci95_low")?,
+        f("ci95_high")?,
+        f("best_seed")?,
+        f("best_value")?,
+    );
+    Ok((0..summary.height())
+        .map(|i| SummaryRow {
+            experiment: text(&e[i]),
+            variant: text(&v[i]),
+            model: text(&m[i]),
+            dataset: text(&d[i]),
+            n: n[i].unwrap_or(0.0) as u64,
+            mean: format.value(mean[i]),
+            std: format.value(std[i]),
+            ci: format.interval(lo[i], hi[i]),
+            best: format!(
+                "seed {} ({})",
+                bs[i].unwrap_or(0.0) as u64,
+                value_text(bv[i].unwrap_or(f64::NAN), format.percent)
+            ),
+        })
+        .collect())
+}
+
+/// The paired table's rows.
+fn paired_rows(p: &DataFrame, format: Format) -> Result<Vec<PairedRow>> {
+    let f = |c: &str| f64_column(p, c);
+    let (m, b) = (str_column(p, "model")?, str_column(p, "baseline_model")?);
+    let (n, mean, std, lo, hi) = (
+        f("paired_seed_count")?,
+        f("mean_delta")?,
+        f("std_delta")?,
+        f("ci95_low")?,
+        f("ci95_high")?,
+    );
+    let (tp, wp, d) = (f("t_pvalue")?, f("wilcoxon_pvalue")?, f("cohens_d")?);
+    Ok((0..p.height())
+        .map(|i| PairedRow {
+            model: text(&m[i]),
+            baseline: text(&b[i]),
+            n: n[i].unwrap_or(0.0) as u64,
+            mean: format.value(mean[i]),
+            std: format.value(std[i]),
+            ci: format.interval(lo[i], hi[i]),
+            t_p: pvalue(tp[i]),
+            w_p: pvalue(wp[i]),
+            d: num(d[i]),
+        })
+        .collect())
+}
+
+/// The runs table's rows: every selected run with its value of `metric`.
+fn run_rows(runs: &DataFrame, metric: &str, format: Format) -> Result<Vec<RunRow>> {
+    let s = |c: &str| str_column(runs, c);
+    let (path, status, seed) = (s("path")?, s("status")?, f64_column(runs, "seed")?);
+    let (value, hash, commit) = (
+        f64_column(runs, metric)?,
+        s("config_hash")?,
+        s("git_commit")?,
+    );
+    Ok((0..runs.height())
+        .map(|i| RunRow {
+            path: text(&path[i]),
+            status: text(&status[i]),
+            used: if status[i].as_deref() == Some("completed") && value[i].is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            seed: seed[i].map_or("—".into(), |x| (x as u64).to_string()),
+            value: format.value(value[i]),
+            config_hash: text(&hash[i]),
+            git_commit: commit[i]
+                .as_deref()
+                .map_or("—".into(), |c| c.chars().take(12).collect()),
+        })
+        .collect())
 }

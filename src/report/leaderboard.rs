@@ -1,16 +1,20 @@
-//! The README leaderboard: per dataset, groups ranked by mean validation accuracy over seeds,
-//! labelled from an annotations file (project, iteration, notes, invalid / abandoned), and the
-//! replacement of the README's marked section.
+//! The README leaderboard: per dataset, groups ranked by the seed mean of their objective (the
+//! metric that picked each run's best checkpoint, in its direction: validation accuracy for
+//! classification, e.g. a position error for path integration), labelled from an annotations
+//! file (project, iteration, notes, invalid / abandoned), and the replacement of the README's
+//! marked section.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
-use super::{pct_pm, render};
+use super::{is_percent, render, value_pm};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column};
+use crate::metric::{MetricSpec, Mode};
+use crate::runs::{direction_text, OBJECTIVE_BEST};
 use crate::stats::{summarize, Group};
 
 /// Marks the start of the generated section in a README.
@@ -103,24 +107,34 @@ pub struct Row {
     pub model: String,
     /// Dataset name.
     pub dataset: String,
-    /// `mean% ± std%`.
-    pub accuracy: String,
+    /// Seed mean ± std of the objective's best value, in percent for a fraction
+    /// (`97.55% ± 0.13%`), else with four decimals (`0.1234 ± 0.0100`).
+    pub value: String,
     /// Number of seeds.
     pub seeds: u64,
     /// Notes (or the reason an entry is invalid).
     pub notes: String,
     /// `valid`, `invalid` or `abandoned`.
     pub status: String,
-    /// Mean accuracy, for sorting.
+    /// Seed mean, for sorting.
     #[serde(skip)]
     pub mean: f64,
+    /// The objective the value is of (`val_acc`, `val_position_rmse`), its direction and unit.
+    #[serde(skip)]
+    pub objective: MetricSpec,
 }
 
 /// One dataset's ranked table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetTable {
-    /// Dataset name.
+    /// Dataset name (with the objective in parentheses when the dataset's runs optimise
+    /// several).
     pub name: String,
+    /// Header of the value column: the objective, its unit and direction
+    /// (`Val Acc (mean ± std)`, `Val Position RMSE (world units; lower is better; mean ± std)`).
+    pub header: String,
+    /// The objective ranked by, best first in its direction.
+    pub objective: MetricSpec,
     /// Rows, best first.
     pub rows: Vec<Row>,
 }
@@ -132,82 +146,47 @@ pub struct Leaderboard {
     pub updated: String,
     /// Completed runs counted.
     pub total_runs: u64,
-    /// Ranked tables, by dataset name.
+    /// Ranked tables, by dataset name, then objective.
     pub datasets: Vec<DatasetTable>,
     /// Invalid and abandoned entries.
     pub invalid: Vec<Row>,
+    /// Header of the invalid table's value column: the rows' common header, else
+    /// `Objective (mean ± std)` (each value then names its objective).
+    pub invalid_header: String,
     /// Runs root the table was built from (named in the regenerate command it prints).
     pub runs_root: String,
 }
 
 impl Leaderboard {
-    /// Builds the leaderboard of `best_val_acc` from the `runs` frame of
-    /// [`crate::runs::scan`], labelled by `annotations`.
+    /// Builds the leaderboard from the `runs` frame of [`crate::runs::scan`], labelled by
+    /// `annotations`: one table per dataset (and objective, where a dataset's runs optimise
+    /// several), groups ranked by the seed mean of their best objective value
+    /// ([`OBJECTIVE_BEST`]; `best_val_acc` for version-1 runs) in the objective's direction.
     pub fn build(runs: &DataFrame, annotations: &Annotations) -> Result<Leaderboard> {
-        let summary = summarize(runs, "best_val_acc")?;
-        let col = |name: &str| str_column(&summary, name);
-        let (exp, var, model, dataset) = (
-            col("experiment")?,
-            col("variant")?,
-            col("model")?,
-            col("dataset")?,
-        );
-        let (mean, std) = (f64_column(&summary, "mean")?, f64_column(&summary, "std")?);
-        let n = f64_column(&summary, "n_seeds")?;
-        let mut tables: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        let summary = summarize(runs, OBJECTIVE_BEST)?;
+        let objectives = group_objectives(runs)?;
+        let mut tables: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
         let mut invalid = Vec::new();
         let mut total_runs = 0;
-        for i in 0..summary.height() {
-            let (Some(e), Some(v), Some(m)) = (&exp[i], &var[i], mean[i]) else {
-                continue;
-            };
-            let a = annotations.of(e, v);
-            let seeds = n[i].unwrap_or(0.0) as u64;
-            let ds = dataset[i].clone().unwrap_or_default();
-            let row = Row {
-                rank: 0,
-                project: a.project.unwrap_or_else(|| "—".into()),
-                iteration: a.iteration.unwrap_or_else(|| "—".into()),
-                model: format!(
-                    "{} ({})",
-                    Group::label(e, v),
-                    model[i].as_deref().unwrap_or("?")
-                ),
-                dataset: display_dataset(&ds),
-                accuracy: pct_pm(m, std[i]),
-                seeds,
-                notes: a.notes.unwrap_or_default(),
-                status: serde_yaml_ng::to_string(&a.status)
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_default(),
-                mean: m,
-            };
-            if a.status == EntryStatus::Valid {
-                total_runs += seeds;
-                tables.entry(ds).or_default().push(row);
+        for (row, ds, status) in summary_rows(&summary, &objectives, annotations)? {
+            if status == EntryStatus::Valid {
+                total_runs += row.seeds;
+                tables
+                    .entry((ds, row.objective.name.clone()))
+                    .or_default()
+                    .push(row);
             } else {
                 invalid.push(row);
             }
         }
-        let datasets = tables
-            .into_iter()
-            .map(|(name, mut rows)| {
-                rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then(a.model.cmp(&b.model)));
-                for (i, r) in rows.iter_mut().enumerate() {
-                    r.rank = i + 1;
-                }
-                DatasetTable {
-                    name: display_dataset(&name),
-                    rows,
-                }
-            })
-            .collect();
         invalid.sort_by(|a, b| a.model.cmp(&b.model));
+        let invalid_header = invalid_header(&mut invalid);
         Ok(Leaderboard {
             updated: newest_finish(runs)?.unwrap_or_else(|| "—".into()),
             total_runs,
-            datasets,
+            datasets: ranked_tables(tables),
             invalid,
+            invalid_header,
             runs_root: "runs".into(),
         })
     }
@@ -222,6 +201,169 @@ impl Leaderboard {
     pub fn render(&self, templates: Option<&Path>) -> Result<String> {
         render("leaderboard.md.j2", templates, self)
     }
+}
+
+/// Every summary row as a table row with its dataset and annotated status.
+fn summary_rows(
+    summary: &DataFrame,
+    objectives: &BTreeMap<(String, String), String>,
+    annotations: &Annotations,
+) -> Result<Vec<(Row, String, EntryStatus)>> {
+    let col = |name: &str| str_column(summary, name);
+    let (exp, var, model, dataset) = (
+        col("experiment")?,
+        col("variant")?,
+        col("model")?,
+        col("dataset")?,
+    );
+    let (mode, unit) = (col("mode")?, col("unit")?);
+    let (mean, std) = (f64_column(summary, "mean")?, f64_column(summary, "std")?);
+    let n = f64_column(summary, "n_seeds")?;
+    let mut out = Vec::new();
+    for i in 0..summary.height() {
+        let (Some(e), Some(v), Some(m)) = (&exp[i], &var[i], mean[i]) else {
+            continue;
+        };
+        let objective = MetricSpec::new(
+            objectives
+                .get(&(e.clone(), v.clone()))
+                .map_or(OBJECTIVE_BEST, String::as_str),
+            mode[i].as_deref().and_then(Mode::parse).unwrap_or_default(),
+            unit[i].as_deref().unwrap_or(""),
+        );
+        let a = annotations.of(e, v);
+        let ds = dataset[i].clone().unwrap_or_default();
+        let row = Row {
+            rank: 0,
+            project: a.project.unwrap_or_else(|| "—".into()),
+            iteration: a.iteration.unwrap_or_else(|| "—".into()),
+            model: format!(
+                "{} ({})",
+                Group::label(e, v),
+                model[i].as_deref().unwrap_or("?")
+            ),
+            dataset: display_dataset(&ds),
+            value: value_pm(m, std[i], is_percent(&objective.unit)),
+            seeds: n[i].unwrap_or(0.0) as u64,
+            notes: a.notes.unwrap_or_default(),
+            status: serde_yaml_ng::to_string(&a.status)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            mean: m,
+            objective,
+        };
+        out.push((row, ds, a.status));
+    }
+    Ok(out)
+}
+
+/// The objective of each `(experiment, variant)` with completed runs (its first run's).
+fn group_objectives(runs: &DataFrame) -> Result<BTreeMap<(String, String), String>> {
+    let col = |name: &str| str_column(runs, name);
+    let (exp, var, status, objective) = (
+        col("experiment")?,
+        col("variant")?,
+        col("status")?,
+        col("objective")?,
+    );
+    let mut out = BTreeMap::new();
+    for i in 0..runs.height() {
+        if let (Some(e), Some(v), Some("completed"), Some(o)) =
+            (&exp[i], &var[i], status[i].as_deref(), &objective[i])
+        {
+            out.entry((e.clone(), v.clone()))
+                .or_insert_with(|| o.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The tables by dataset then objective, each sorted best first in its objective's direction
+/// (ties by model name) and ranked.
+fn ranked_tables(tables: BTreeMap<(String, String), Vec<Row>>) -> Vec<DatasetTable> {
+    let several = |ds: &str| tables.keys().filter(|(d, _)| d == ds).count() > 1;
+    let titles: Vec<String> = tables
+        .keys()
+        .map(|(ds, objective)| {
+            if several(ds) {
+                format!("{} ({objective})", display_dataset(ds))
+            } else {
+                display_dataset(ds)
+            }
+        })
+        .collect();
+    tables
+        .into_values()
+        .zip(titles)
+        .filter_map(|(mut rows, name)| {
+            let objective = rows.first()?.objective.clone();
+            rows.sort_by(|a, b| {
+                objective
+                    .mode
+                    .better_first(a.mean, b.mean)
+                    .then(a.model.cmp(&b.model))
+            });
+            for (i, r) in rows.iter_mut().enumerate() {
+                r.rank = i + 1;
+            }
+            Some(DatasetTable {
+                name,
+                header: metric_header(&objective),
+                objective,
+                rows,
+            })
+        })
+        .collect()
+}
+
+/// The invalid table's value header: the rows' common one, else `Objective (mean ± std)`
+/// with each row's value followed by its objective's name.
+fn invalid_header(rows: &mut [Row]) -> String {
+    let headers: BTreeSet<String> = rows.iter().map(|r| metric_header(&r.objective)).collect();
+    match headers.len() {
+        0 => metric_header(&MetricSpec::new("val_acc", Mode::Max, "fraction")),
+        1 => headers.into_iter().next().unwrap_or_default(),
+        _ => {
+            for r in rows.iter_mut() {
+                r.value = format!("{} ({})", r.value, r.objective.name);
+            }
+            "Objective (mean ± std)".into()
+        }
+    }
+}
+
+/// The header of a value column: `Val Acc (mean ± std)`, `Val Position RMSE (world units;
+/// lower is better; mean ± std)`. A fraction's values are in percent, so it names no unit.
+pub fn metric_header(spec: &MetricSpec) -> String {
+    let mut notes: Vec<&str> = Vec::new();
+    if !spec.unit.is_empty() && !is_percent(&spec.unit) {
+        notes.push(&spec.unit);
+    }
+    if spec.mode == Mode::Min {
+        notes.push(direction_text(Mode::Min));
+    }
+    notes.push("mean ± std");
+    format!("{} ({})", metric_label(&spec.name), notes.join("; "))
+}
+
+/// `val_acc` -> `Val Acc`, `val_position_rmse` -> `Val Position RMSE`: words capitalised,
+/// common acronyms in capitals.
+pub fn metric_label(name: &str) -> String {
+    const ACRONYMS: &[&str] = &["rmse", "mse", "mae", "nll", "auc", "iou", "mape"];
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if ACRONYMS.contains(&w) {
+                w.to_uppercase()
+            } else {
+                let mut chars = w.chars();
+                chars
+                    .next()
+                    .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `mnist` -> `MNIST`, `fashion_mnist` -> `Fashion-MNIST`; others unchanged.
@@ -289,6 +431,24 @@ pub fn replace_section(readme: &str, section: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_name_the_metric_its_unit_and_a_lower_is_better_direction() {
+        let header = |name, mode, unit| metric_header(&MetricSpec::new(name, mode, unit));
+        assert_eq!(
+            header("val_acc", Mode::Max, "fraction"),
+            "Val Acc (mean ± std)"
+        );
+        assert_eq!(header("val_acc", Mode::Max, ""), "Val Acc (mean ± std)");
+        assert_eq!(
+            header("val_position_rmse", Mode::Min, "world units"),
+            "Val Position RMSE (world units; lower is better; mean ± std)"
+        );
+        assert_eq!(
+            header("val_loss", Mode::Min, ""),
+            "Val Loss (lower is better; mean ± std)"
+        );
+    }
 
     #[test]
     fn replacement_keeps_the_rest_and_is_idempotent() -> Result<()> {

@@ -74,6 +74,30 @@ pub fn pct_pm(mean: f64, std: Option<f64>) -> String {
     }
 }
 
+/// `mean ± std` in percent (see [`pct_pm`]) or with four decimals (`0.1234 ± 0.0056`); the
+/// mean alone for one seed.
+pub fn value_pm(mean: f64, std: Option<f64>, percent: bool) -> String {
+    match (percent, std) {
+        (true, _) => pct_pm(mean, std),
+        (false, Some(s)) => format!("{} ± {}", num(Some(mean)), num(Some(s))),
+        (false, None) => num(Some(mean)),
+    }
+}
+
+/// One value in percent (`97.62%`) or with four decimals (`0.1234`).
+pub fn value_text(x: f64, percent: bool) -> String {
+    if percent {
+        format!("{}%", pct(x))
+    } else {
+        num(Some(x))
+    }
+}
+
+/// Whether values of a metric with `unit` are shown in percent (a `fraction`).
+pub fn is_percent(unit: &str) -> bool {
+    unit == "fraction"
+}
+
 /// `x` with four significant decimals, or `—` when missing.
 pub(crate) fn num(x: Option<f64>) -> String {
     match x {

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The fixed leading columns of `history.csv`, in order.
+/// The columns of a version-1 (classification) `history.csv`, in order; a classification run
+/// of schema 2 writes the same header.
 pub const HISTORY_COLUMNS: &[&str] = &[
     "epoch",
     "train_loss",
@@ -15,18 +16,25 @@ pub const HISTORY_COLUMNS: &[&str] = &[
 ];
 
 /// One epoch's metrics.
+///
+/// `history.csv` columns: `epoch, train_loss, train_<m>..., val_loss, val_<m>..., lr,
+/// epoch_time_s, extra...`, where `<m>` runs over the task's declared metrics other than the
+/// loss (`acc` for classification, so its header is [`HISTORY_COLUMNS`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawEpochRecord")]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
     /// Mean training loss over the epoch's batches (weighted by batch size).
     pub train_loss: f64,
-    /// Training accuracy over the epoch.
-    pub train_acc: f64,
+    /// Training metrics other than the loss, by column name (`train_acc`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train: Vec<(String, f64)>,
     /// Validation loss after the epoch.
     pub val_loss: f64,
-    /// Validation accuracy after the epoch.
-    pub val_acc: f64,
+    /// Validation metrics other than the loss, by column name (`val_acc`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val: Vec<(String, f64)>,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     /// Wall time of the epoch (training and validation), seconds.
@@ -37,39 +45,124 @@ pub struct EpochRecord {
     pub extra: Vec<(String, f64)>,
 }
 
-/// Renders rows as CSV with a header (extra columns from the first row); floats in shortest
+/// What a checkpoint's history holds: schema 2 records, or version-1 ones with `train_acc` and
+/// `val_acc` fields.
+#[derive(Deserialize)]
+struct RawEpochRecord {
+    epoch: usize,
+    train_loss: f64,
+    #[serde(default)]
+    train_acc: Option<f64>,
+    #[serde(default)]
+    train: Vec<(String, f64)>,
+    val_loss: f64,
+    #[serde(default)]
+    val_acc: Option<f64>,
+    #[serde(default)]
+    val: Vec<(String, f64)>,
+    lr: f64,
+    epoch_time_s: f64,
+    #[serde(default)]
+    extra: Vec<(String, f64)>,
+}
+
+impl From<RawEpochRecord> for EpochRecord {
+    fn from(r: RawEpochRecord) -> Self {
+        let with = |mut cols: Vec<(String, f64)>, name: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                cols.insert(0, (name.to_string(), v));
+            }
+            cols
+        };
+        EpochRecord {
+            epoch: r.epoch,
+            train_loss: r.train_loss,
+            train: with(r.train, "train_acc", r.train_acc),
+            val_loss: r.val_loss,
+            val: with(r.val, "val_acc", r.val_acc),
+            lr: r.lr,
+            epoch_time_s: r.epoch_time_s,
+            extra: r.extra,
+        }
+    }
+}
+
+impl EpochRecord {
+    /// Every column of the row in `history.csv` order, `epoch` first.
+    pub fn columns(&self) -> Vec<(&str, f64)> {
+        let mut out = vec![
+            ("epoch", self.epoch as f64),
+            ("train_loss", self.train_loss),
+        ];
+        out.extend(self.train.iter().map(|(n, v)| (n.as_str(), *v)));
+        out.push(("val_loss", self.val_loss));
+        out.extend(self.val.iter().map(|(n, v)| (n.as_str(), *v)));
+        out.push(("lr", self.lr));
+        out.push(("epoch_time_s", self.epoch_time_s));
+        out.extend(self.extra.iter().map(|(n, v)| (n.as_str(), *v)));
+        out
+    }
+
+    /// The value of column `name` (`val_acc`, `train_loss`, `rate_lif1`, ...).
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.columns()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Renders rows as CSV with a header (columns from the first row); floats in shortest
 /// round-trip form.
 pub fn to_csv(rows: &[EpochRecord]) -> String {
-    let mut header: Vec<&str> = HISTORY_COLUMNS.to_vec();
-    if let Some(first) = rows.first() {
-        header.extend(first.extra.iter().map(|(name, _)| name.as_str()));
-    }
+    let header: Vec<&str> = match rows.first() {
+        Some(first) => first.columns().into_iter().map(|(n, _)| n).collect(),
+        None => HISTORY_COLUMNS.to_vec(),
+    };
     let mut out = header.join(",");
     out.push('\n');
     for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{}",
-            r.epoch, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.epoch_time_s
-        ));
-        for (_, value) in &r.extra {
-            out.push_str(&format!(",{value}"));
-        }
+        let cells: Vec<String> = r
+            .columns()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, v))| {
+                if i == 0 {
+                    r.epoch.to_string()
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&cells.join(","));
         out.push('\n');
     }
     out
 }
 
-/// Parses `history.csv` text written by `to_csv`.
+/// Parses `history.csv` text written by `to_csv` (either schema).
 pub fn parse_history_csv(text: &str) -> Result<Vec<EpochRecord>, String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
-    if header.len() < HISTORY_COLUMNS.len() || header[..HISTORY_COLUMNS.len()] != *HISTORY_COLUMNS {
-        return Err(format!(
-            "unexpected header `{}`, expected it to start with `{}`",
-            header.join(","),
-            HISTORY_COLUMNS.join(",")
-        ));
-    }
+    let find = |name: &str| header.iter().position(|h| *h == name);
+    let layout = match (find("val_loss"), find("lr"), find("epoch_time_s")) {
+        (Some(v), Some(lr), Some(t))
+            if header.len() >= 5
+                && header[..2] == ["epoch", "train_loss"]
+                && v < lr
+                && t == lr + 1 =>
+        {
+            (v, lr, t)
+        }
+        _ => {
+            return Err(format!(
+                "unexpected header `{}`, expected `epoch,train_loss,[train_<metric>...],val_loss,[val_<metric>...],lr,epoch_time_s[,extra...]` (e.g. `{}`)",
+                header.join(","),
+                HISTORY_COLUMNS.join(",")
+            ))
+        }
+    };
+    let (val_at, lr_at, time_at) = layout;
     lines
         .enumerate()
         .map(|(i, line)| {
@@ -86,18 +179,20 @@ pub fn parse_history_csv(text: &str) -> Result<Vec<EpochRecord>, String> {
                 f[j].parse()
                     .map_err(|_| format!("line {}: column {} is not a number", i + 2, header[j]))
             };
-            let fixed = HISTORY_COLUMNS.len();
+            let named = |range: std::ops::Range<usize>| {
+                range
+                    .map(|j| Ok((header[j].to_string(), num(j)?)))
+                    .collect::<Result<Vec<_>, String>>()
+            };
             Ok(EpochRecord {
                 epoch: num(0)? as usize,
                 train_loss: num(1)?,
-                train_acc: num(2)?,
-                val_loss: num(3)?,
-                val_acc: num(4)?,
-                lr: num(5)?,
-                epoch_time_s: num(6)?,
-                extra: (fixed..header.len())
-                    .map(|j| Ok((header[j].to_string(), num(j)?)))
-                    .collect::<Result<_, String>>()?,
+                train: named(2..val_at)?,
+                val_loss: num(val_at)?,
+                val: named(val_at + 1..lr_at)?,
+                lr: num(lr_at)?,
+                epoch_time_s: num(time_at)?,
+                extra: named(time_at + 1..header.len())?,
             })
         })
         .collect()
@@ -108,13 +203,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_round_trip_with_and_without_extra_columns() {
+    fn csv_round_trip_with_and_without_extra_columns() -> Result<(), String> {
         let mut rows = vec![EpochRecord {
             epoch: 1,
             train_loss: 0.25,
-            train_acc: 0.9,
+            train: vec![("train_acc".into(), 0.9)],
             val_loss: 0.1 / 3.0,
-            val_acc: 0.95,
+            val: vec![("val_acc".into(), 0.95)],
             lr: 1e-3,
             epoch_time_s: 1.5,
             extra: Vec::new(),
@@ -127,6 +222,13 @@ mod tests {
         ));
         assert_eq!(parse_history_csv(&text), Ok(rows));
         assert!(parse_history_csv("a,b\n").is_err());
+        let regression =
+            "epoch,train_loss,val_loss,val_position_rmse,lr,epoch_time_s\n1,2,3,4,0.001,1.5\n";
+        let rows = parse_history_csv(regression)?;
+        assert_eq!(rows[0].val, vec![("val_position_rmse".to_string(), 4.0)]);
+        assert!(rows[0].train.is_empty());
+        assert_eq!(to_csv(&rows), regression);
         assert!(parse_history_csv(&format!("{}\n1,2\n", HISTORY_COLUMNS.join(","))).is_err());
+        Ok(())
     }
 }

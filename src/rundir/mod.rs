@@ -117,7 +117,7 @@ impl RunDir {
     /// Reads `config.yaml` back into a typed config.
     pub fn read_config(&self) -> Result<ExperimentConfig> {
         let tree = crate::config::load_yaml(&self.config_path())?;
-        crate::config::typed(&tree)
+        crate::config::typed_unchecked(&tree)
     }
 
     /// Writes `history.csv` atomically from all epochs so far.

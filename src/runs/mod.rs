@@ -7,6 +7,7 @@
 
 mod flatten;
 mod read;
+mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,10 +17,17 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Values};
-use crate::rundir::{EpochRecord, Metrics, HISTORY_COLUMNS};
+use crate::metric::Objective;
+use crate::rundir::{EpochRecord, Metrics};
 
 pub use flatten::ConfigValue;
 use read::{read_run, RunRecord};
+pub use spec::{agreed_spec, direction_text, metric_spec, row_specs, OBJECTIVE_BEST};
+
+/// `metrics.json` schema versions [`scan`] reads: 1 (classification only) and 2 (objective,
+/// declared metrics, results per split; [`crate::rundir::SCHEMA_VERSION`]). Others are
+/// [`Problem`]s naming these.
+pub const READ_SCHEMA_VERSIONS: &[u32] = &[1, 2];
 
 /// Columns of the `runs` frame before the flattened `config.*` columns, in order.
 pub const RUN_COLUMNS: &[&str] = &[
@@ -49,6 +57,20 @@ pub const RUN_COLUMNS: &[&str] = &[
     "path",
 ];
 
+/// Columns of the `runs` frame after [`RUN_COLUMNS`]: the objective's column name (`val_acc`,
+/// `val_position_rmse`), its direction (`max` / `min`), unit and best value, and the task's
+/// declared metrics as a JSON list of `{name, mode, unit}` (read by [`row_specs`]). A
+/// version-1 run reads as `val_acc`, `max`, `fraction`, its `best_val_acc`, and declares `acc`
+/// (max, fraction) and `loss` (min). Then come the result columns `<split>_<metric>`
+/// ([`Metrics::result_columns`], e.g. `val_acc`, `test_position_rmse`), then `config.*`.
+pub const OBJECTIVE_COLUMNS: &[&str] = &[
+    "objective",
+    "objective_mode",
+    "objective_unit",
+    OBJECTIVE_BEST,
+    "declared",
+];
+
 /// A file the scan could not use, and why; the rest of the scan goes on without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -67,11 +89,13 @@ impl std::fmt::Display for Problem {
 /// Everything [`scan`] found under a root.
 #[derive(Debug, Clone)]
 pub struct RunScan {
-    /// One row per run: the `metrics.json` fields ([`RUN_COLUMNS`]) then `config.<dotted key>`
-    /// for every scalar of the resolved `config.yaml`.
+    /// One row per run: the `metrics.json` fields ([`RUN_COLUMNS`]), the objective
+    /// ([`OBJECTIVE_COLUMNS`]), one column per result `<split>_<metric>` any run has, then
+    /// `config.<dotted key>` for every scalar of the resolved `config.yaml`.
     pub runs: DataFrame,
-    /// One row per run and epoch: `experiment, variant, seed, path`, the `history.csv` columns,
-    /// then the extra columns any run has (missing where a run lacks them).
+    /// One row per run and epoch: `experiment, variant, seed, path`, then the union of the runs'
+    /// `history.csv` columns (missing where a run lacks them): `epoch, train_loss, train_*,
+    /// val_loss, val_*, lr, epoch_time_s`, then the extra columns.
     pub history: DataFrame,
     /// Files that could not be read, in path order.
     pub problems: Vec<Problem>,
@@ -142,8 +166,27 @@ fn find_run_dirs(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>
     }
 }
 
-/// The `runs` frame of `records`.
+/// The `runs` frame of `records`: [`RUN_COLUMNS`], [`OBJECTIVE_COLUMNS`], the result columns,
+/// then the `config.*` columns.
 fn runs_frame(records: &[RunRecord]) -> Result<DataFrame> {
+    let results: Vec<BTreeMap<String, f64>> = records
+        .iter()
+        .map(|r| r.metrics.result_columns().into_iter().collect())
+        .collect();
+    let mut frame = metrics_columns(records, &results);
+    objective_columns(&mut frame, records)?;
+    result_columns(&mut frame, &results);
+    let keys: BTreeSet<&String> = records.iter().flat_map(|r| r.config.keys()).collect();
+    for key in keys {
+        let values: Vec<Option<&ConfigValue>> = records.iter().map(|r| r.config.get(key)).collect();
+        frame.push(format!("config.{key}"), ConfigValue::column(&values));
+    }
+    frame.finish()
+}
+
+/// The [`RUN_COLUMNS`] of `records`; `test_acc` and `test_loss` fall back to the results of the
+/// same name (a regression task's `test_loss`) where the version-1 field is empty.
+fn metrics_columns(records: &[RunRecord], results: &[BTreeMap<String, f64>]) -> Frame {
     let m = |f: &dyn Fn(&Metrics) -> Option<f64>| -> Values {
         Values::F64(records.iter().map(|r| f(&r.metrics)).collect())
     };
@@ -153,7 +196,16 @@ fn runs_frame(records: &[RunRecord]) -> Result<DataFrame> {
     let s = |f: &dyn Fn(&RunRecord) -> Option<String>| -> Values {
         Values::Str(records.iter().map(f).collect())
     };
-    let mut frame = Frame::new()
+    let or_result = |name: &str, f: &dyn Fn(&Metrics) -> Option<f64>| -> Values {
+        Values::F64(
+            records
+                .iter()
+                .zip(results)
+                .map(|(r, res)| f(&r.metrics).or_else(|| res.get(name).copied()))
+                .collect(),
+        )
+    };
+    Frame::new()
         .with("experiment", s(&|r| Some(r.metrics.experiment.clone())))
         .with("variant", s(&|r| Some(r.metrics.variant.clone())))
         .with("seed", u(&|m| Some(m.seed)))
@@ -166,8 +218,8 @@ fn runs_frame(records: &[RunRecord]) -> Result<DataFrame> {
         .with("best_val_acc", m(&|m| m.best_val_acc))
         .with("best_epoch", u(&|m| m.best_epoch.map(|e| e as u64)))
         .with("final_val_acc", m(&|m| m.final_val_acc))
-        .with("test_acc", m(&|m| m.test_acc))
-        .with("test_loss", m(&|m| m.test_loss))
+        .with("test_acc", or_result("test_acc", &|m| m.test_acc))
+        .with("test_loss", or_result("test_loss", &|m| m.test_loss))
         .with("epochs_done", u(&|m| Some(m.epochs_done as u64)))
         .with("epochs_planned", u(&|m| Some(m.epochs_planned as u64)))
         .with(
@@ -188,32 +240,75 @@ fn runs_frame(records: &[RunRecord]) -> Result<DataFrame> {
         .with("resumed", u(&|m| Some(m.resumed as u64)))
         .with("error", s(&|r| r.metrics.error.clone()))
         .with("config_hash", s(&|r| r.config_hash.clone()))
-        .with("path", s(&|r| Some(r.path.display().to_string())));
-    let keys: BTreeSet<&String> = records.iter().flat_map(|r| r.config.keys()).collect();
-    for key in keys {
-        let values: Vec<Option<&ConfigValue>> = records.iter().map(|r| r.config.get(key)).collect();
-        frame.push(format!("config.{key}"), ConfigValue::column(&values));
-    }
-    frame.finish()
+        .with("path", s(&|r| Some(r.path.display().to_string())))
 }
 
-/// The `history` frame of `records`.
-fn history_frame(records: &[RunRecord]) -> Result<DataFrame> {
-    let extras: BTreeSet<&str> = records
+/// Appends [`OBJECTIVE_COLUMNS`]: a version-1 run reads as objective `val_acc`, `max`, with the
+/// unit of its declared accuracy (`fraction`).
+fn objective_columns(frame: &mut Frame, records: &[RunRecord]) -> Result<()> {
+    let objectives: Vec<Objective> = records
         .iter()
-        .flat_map(|r| {
-            r.history
-                .iter()
-                .flat_map(|e| e.extra.iter().map(|(k, _)| k.as_str()))
+        .map(|r| r.metrics.objective_or_legacy())
+        .collect();
+    let text = |f: &dyn Fn(&Objective) -> String| {
+        Values::Str(objectives.iter().map(|o| Some(f(o))).collect())
+    };
+    frame.push("objective", text(&|o| o.metric.clone()));
+    frame.push("objective_mode", text(&|o| o.mode.as_str().to_string()));
+    let units = records
+        .iter()
+        .zip(&objectives)
+        .map(|(r, o)| match &r.metrics.objective {
+            Some(recorded) => Some(recorded.unit.clone()),
+            None => Some(
+                r.metrics
+                    .column_spec(&o.metric)
+                    .map(|s| s.unit)
+                    .unwrap_or_default(),
+            ),
         })
         .collect();
+    frame.push("objective_unit", Values::Str(units));
+    frame.push(
+        OBJECTIVE_BEST,
+        Values::F64(objectives.iter().map(|o| o.best).collect()),
+    );
+    let declared = records
+        .iter()
+        .map(|r| {
+            serde_json::to_string(&r.metrics.declared_or_legacy())
+                .map(Some)
+                .map_err(|e| {
+                    Error::Analysis(format!("{}: declared metrics: {e}", r.path.display()))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    frame.push("declared", Values::Str(declared));
+    Ok(())
+}
+
+/// Appends one float column per result column `<split>_<metric>` any run has (null where a
+/// run lacks it), in name order; names already taken by [`RUN_COLUMNS`] (`test_acc`,
+/// `test_loss`) or [`OBJECTIVE_COLUMNS`] are not repeated.
+fn result_columns(frame: &mut Frame, results: &[BTreeMap<String, f64>]) {
+    let names: BTreeSet<&String> = results.iter().flat_map(|r| r.keys()).collect();
+    for name in names {
+        if RUN_COLUMNS.contains(&name.as_str()) || OBJECTIVE_COLUMNS.contains(&name.as_str()) {
+            continue;
+        }
+        let values = results.iter().map(|r| r.get(name).copied()).collect();
+        frame.push(name.clone(), Values::F64(values));
+    }
+}
+
+/// The `history` frame of `records`: `experiment, variant, seed, path`, then the union of the
+/// runs' `history.csv` columns in file order (`epoch, train_loss, train_*, val_loss, val_*,
+/// lr, epoch_time_s`, then the extra columns by name), null where a run lacks one.
+fn history_frame(records: &[RunRecord]) -> Result<DataFrame> {
     let rows: Vec<(&RunRecord, &EpochRecord)> = records
         .iter()
         .flat_map(|r| r.history.iter().map(move |e| (r, e)))
         .collect();
-    let f = |get: &dyn Fn(&EpochRecord) -> f64| -> Values {
-        Values::F64(rows.iter().map(|(_, e)| Some(get(e))).collect())
-    };
     let mut frame = Frame::new()
         .strs(
             "experiment",
@@ -229,27 +324,51 @@ fn history_frame(records: &[RunRecord]) -> Result<DataFrame> {
             rows.iter().map(|(r, _)| r.path.display().to_string()),
         )
         .u64s("epoch", rows.iter().map(|(_, e)| e.epoch as u64));
-    debug_assert_eq!(HISTORY_COLUMNS[0], "epoch");
-    type Getter<'a> = &'a dyn Fn(&EpochRecord) -> f64;
-    let fixed: [(&str, Getter); 6] = [
-        ("train_loss", &|e| e.train_loss),
-        ("train_acc", &|e| e.train_acc),
-        ("val_loss", &|e| e.val_loss),
-        ("val_acc", &|e| e.val_acc),
-        ("lr", &|e| e.lr),
-        ("epoch_time_s", &|e| e.epoch_time_s),
-    ];
-    for (name, get) in fixed {
-        frame.push(name, f(get));
-    }
-    for name in extras {
-        let values = rows
-            .iter()
-            .map(|(_, e)| e.extra.iter().find(|(k, _)| k == name).map(|(_, v)| *v))
-            .collect();
+    for name in history_columns(records) {
+        let values = rows.iter().map(|(_, e)| e.value(&name)).collect();
         frame.push(name, Values::F64(values));
     }
     frame.finish()
+}
+
+/// The float columns of the `history` frame after `epoch`, in order: `train_loss`, the
+/// `train_*` columns in order of first appearance, `val_loss`, the `val_*` columns likewise,
+/// `lr`, `epoch_time_s`, then the extra columns by name. A version-1 history gives
+/// [`crate::rundir::HISTORY_COLUMNS`] then its extra columns.
+fn history_columns(records: &[RunRecord]) -> Vec<String> {
+    let epochs = || records.iter().flat_map(|r| r.history.iter());
+    let mut names: Vec<String> = vec!["train_loss".into()];
+    let add = |names: &mut Vec<String>, name: &str| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    };
+    for (name, _) in epochs().flat_map(|e| e.train.iter()) {
+        add(&mut names, name);
+    }
+    add(&mut names, "val_loss");
+    for (name, _) in epochs().flat_map(|e| e.val.iter()) {
+        add(&mut names, name);
+    }
+    add(&mut names, "lr");
+    add(&mut names, "epoch_time_s");
+    let extras: BTreeSet<&str> = epochs()
+        .flat_map(|e| e.extra.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    for name in extras {
+        add(&mut names, name);
+    }
+    names
+}
+
+/// The columns of a `runs` frame other than `config.*`: every `metrics.json` field, the
+/// objective and result columns, `config_hash` and `path`.
+pub fn metrics_column_names(runs: &DataFrame) -> Vec<String> {
+    runs.get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .filter(|n| !n.starts_with("config."))
+        .collect()
 }
 
 /// Counts of runs per status, for a one-line summary of a scan.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::flatten::{flatten, ConfigValue};
-use super::Problem;
-use crate::rundir::{parse_history_csv, EpochRecord, Metrics, RunDir, SCHEMA_VERSION};
+use super::{Problem, READ_SCHEMA_VERSIONS};
+use crate::rundir::{parse_history_csv, EpochRecord, Metrics, RunDir};
 
 /// What the scan keeps of one run.
 #[derive(Debug, Clone)]
@@ -88,21 +88,28 @@ fn read_metrics(path: &Path) -> Result<Metrics, String> {
     };
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("not valid JSON ({e})"))?;
+    let readable = versions_text();
     match value.get("schema_version").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(v) => {
-            return Err(format!(
-                "schema_version {v}, this build reads version {SCHEMA_VERSION}"
-            ))
+        Some(v) if READ_SCHEMA_VERSIONS.iter().any(|r| u64::from(*r) == v) => {
+            serde_json::from_value(value)
+                .map_err(|e| format!("does not match schema version {v}: {e}"))
         }
-        None => {
-            return Err(format!(
-                "no schema_version: not an autoresearch metrics.json (expected version {SCHEMA_VERSION})"
-            ))
-        }
+        Some(v) => Err(format!(
+            "schema_version {v}, this build reads versions {readable}"
+        )),
+        None => Err(format!(
+            "no schema_version: not an autoresearch metrics.json (expected one of versions {readable})"
+        )),
     }
-    serde_json::from_value(value)
-        .map_err(|e| format!("does not match schema {SCHEMA_VERSION}: {e}"))
+}
+
+/// The readable versions as text (`1, 2`).
+fn versions_text() -> String {
+    READ_SCHEMA_VERSIONS
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first 12 hex digits of a digest.

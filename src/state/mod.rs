@@ -388,7 +388,8 @@ impl ProjectStore {
     }
 
     /// Recomputes every iteration's results from `runs` (see [`RunRow::from_frame`]), writes
-    /// them into experiments.yaml, and sets the project's best valid result.
+    /// them into experiments.yaml, and sets the project's best valid result: the best mean in
+    /// the metric's direction (the lowest for a lower-is-better metric).
     pub fn refresh(
         &self,
         slug: &str,
@@ -404,7 +405,10 @@ impl ProjectStore {
             for plan in &mut file.experiments {
                 plan.results = compute(plan, runs, &project.metric)?;
                 for r in plan.results.iter().filter(|r| r.invalid.is_none()) {
-                    if best.as_ref().is_none_or(|b| r.mean > b.mean) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| r.mode.improves(r.mean, Some(b.mean), 0.0))
+                    {
                         best = Some(BestResult {
                             metric: r.metric.clone(),
                             mean: r.mean,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::file::{Extra, Timestamp};
+use crate::metric::Mode;
 
 /// A result marked invalid, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct VariantResult {
     pub variant: String,
     /// Metric summarised.
     pub metric: String,
+    /// Whether higher or lower values of the metric are better (written only when lower).
+    #[serde(default, skip_serializing_if = "is_max")]
+    pub mode: Mode,
     /// Completed seeds.
     pub n_seeds: u64,
     /// Mean over the seeds.
@@ -34,7 +38,7 @@ pub struct VariantResult {
     /// Sample standard deviation (none for one seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std: Option<f64>,
-    /// Seed with the highest value.
+    /// Seed with the best value (the highest, or the lowest when `mode` is `min`).
     pub best_seed: u64,
     /// Its value.
     pub best_value: f64,
@@ -46,16 +50,28 @@ pub struct VariantResult {
 }
 
 impl std::fmt::Display for VariantResult {
-    /// `best_val_acc 97.60% ± 0.14% over 2 seed(s)`.
+    /// `best_val_acc 97.60% ± 0.14% over 2 seed(s)`, or for a lower-is-better metric
+    /// `val_position_rmse 0.1200 ± 0.0100 (lower is better) over 3 seed(s)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let percent = self.metric.ends_with("_acc");
         write!(
             f,
-            "{} {} over {} seed(s)",
+            "{} {}{} over {} seed(s)",
             self.metric,
-            crate::report::pct_pm(self.mean, self.std),
+            crate::report::value_pm(self.mean, self.std, percent),
+            if self.mode == Mode::Min {
+                " (lower is better)"
+            } else {
+                ""
+            },
             self.n_seeds
         )
     }
+}
+
+/// Whether `mode` is the default, higher-is-better (then it is not written).
+fn is_max(mode: &Mode) -> bool {
+    *mode == Mode::Max
 }
 
 /// An experiment of an iteration: which runs belong to it.

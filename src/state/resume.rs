@@ -302,12 +302,12 @@ impl ProjectStore {
         if let Some(b) = &project.best_result {
             let _ = writeln!(
                 out,
-                "\nbest: {}/{} (iteration {}) {} {:.2}% over {} seed(s), computed {}",
+                "\nbest: {}/{} (iteration {}) {} {} over {} seed(s), computed {}",
                 b.experiment,
                 b.variant,
                 b.iteration,
                 b.metric,
-                100.0 * b.mean,
+                crate::report::value_text(b.mean, b.metric.ends_with("_acc")),
                 b.n_seeds,
                 b.computed_at
             );

@@ -8,6 +8,8 @@ use polars::prelude::DataFrame;
 use super::{describe, paired, PairedTest};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column, Frame, Values};
+use crate::metric::MetricSpec;
+use crate::runs::{agreed_spec, row_specs};
 
 /// Columns of [`summarize`]'s frame, in order.
 pub const SUMMARY_COLUMNS: &[&str] = &[
@@ -16,6 +18,8 @@ pub const SUMMARY_COLUMNS: &[&str] = &[
     "model",
     "dataset",
     "metric",
+    "mode",
+    "unit",
     "n_seeds",
     "mean",
     "std",
@@ -85,7 +89,14 @@ impl Group {
 
 /// The completed runs of `runs` with a value of `metric`, as `(experiment, variant) -> rows`.
 struct Completed {
-    groups: BTreeMap<(String, String), Vec<Row>>,
+    groups: BTreeMap<(String, String), Rows>,
+}
+
+/// One group's completed runs (by seed) and the metric's direction and unit in them.
+#[derive(Debug, Clone)]
+struct Rows {
+    rows: Vec<Row>,
+    spec: MetricSpec,
 }
 
 /// One completed run's fields used by the statistics.
@@ -106,7 +117,8 @@ impl Completed {
         let dataset = str_column(runs, "dataset")?;
         let seed = f64_column(runs, "seed")?;
         let value = f64_column(runs, metric)?;
-        let mut groups: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        let specs = row_specs(runs, metric)?;
+        let mut found: BTreeMap<(String, String), Vec<(Row, Option<MetricSpec>)>> = BTreeMap::new();
         for i in 0..runs.height() {
             let (Some(e), Some(v), Some(s), Some(x)) =
                 (&experiment[i], &variant[i], seed[i], value[i])
@@ -116,21 +128,29 @@ impl Completed {
             if status[i].as_deref() != Some("completed") {
                 continue;
             }
-            groups.entry((e.clone(), v.clone())).or_default().push(Row {
+            let row = Row {
                 seed: s as u64,
                 value: x,
                 model: model[i].clone().unwrap_or_default(),
                 dataset: dataset[i].clone().unwrap_or_default(),
-            });
+            };
+            found
+                .entry((e.clone(), v.clone()))
+                .or_default()
+                .push((row, specs[i].clone()));
         }
-        for rows in groups.values_mut() {
+        let mut groups = BTreeMap::new();
+        for (key, found) in found {
+            let (mut rows, specs): (Vec<Row>, Vec<Option<MetricSpec>>) = found.into_iter().unzip();
             rows.sort_by_key(|r| r.seed);
+            let spec = agreed_spec(metric, specs.into_iter().flatten())?;
+            groups.insert(key, Rows { rows, spec });
         }
         Ok(Completed { groups })
     }
 
     /// The rows of `group`, with an error listing the groups there are.
-    fn rows(&self, group: &Group) -> Result<(&(String, String), &Vec<Row>)> {
+    fn rows(&self, group: &Group) -> Result<(&(String, String), &Rows)> {
         let matches: Vec<_> = self
             .groups
             .iter()
@@ -167,22 +187,27 @@ impl Completed {
     }
 }
 
-/// Per experiment and variant, over completed runs with a value of `metric` (e.g.
-/// `best_val_acc`): number of seeds, mean, sample std (ddof 1), 95% t interval of the mean,
-/// the best seed and its value, and the seeds used ([`SUMMARY_COLUMNS`]).
+/// Per experiment and variant, over completed runs with a value of `metric` (any numeric
+/// `runs` column, e.g. `best_val_acc`, `objective_best`, `test_position_rmse`): number of
+/// seeds, mean, sample std (ddof 1), 95% t interval of the mean, the best seed and its value
+/// in the metric's direction (the lowest for a lower-is-better metric; see
+/// [`crate::runs::row_specs`]), the direction (`max` / `min`) and unit, and the seeds used
+/// ([`SUMMARY_COLUMNS`]).
 pub fn summarize(runs: &DataFrame, metric: &str) -> Result<DataFrame> {
     let completed = Completed::of(runs, metric)?;
     let mut out = SummaryColumns::default();
-    for ((experiment, variant), rows) in &completed.groups {
+    for ((experiment, variant), Rows { rows, spec }) in &completed.groups {
         let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
         let d = describe(&values)?;
-        let Some(top) = super::best_by_seed(rows, |r| (r.value, r.seed)) else {
+        let Some(top) = super::best_by_seed(rows, spec.mode, |r| (r.value, r.seed)) else {
             continue;
         };
         out.experiment.push(experiment.clone());
         out.variant.push(variant.clone());
         out.model.push(rows[0].model.clone());
         out.dataset.push(rows[0].dataset.clone());
+        out.mode.push(spec.mode.as_str().to_string());
+        out.unit.push(spec.unit.clone());
         out.n.push(d.n as u64);
         out.mean.push(Some(d.mean));
         out.std.push(d.std);
@@ -204,6 +229,8 @@ pub fn summarize(runs: &DataFrame, metric: &str) -> Result<DataFrame> {
         .strs("model", out.model)
         .strs("dataset", out.dataset)
         .strs("metric", metrics)
+        .strs("mode", out.mode)
+        .strs("unit", out.unit)
         .u64s("n_seeds", out.n)
         .with("mean", Values::F64(out.mean))
         .with("std", Values::F64(out.std))
@@ -222,6 +249,8 @@ struct SummaryColumns {
     variant: Vec<String>,
     model: Vec<String>,
     dataset: Vec<String>,
+    mode: Vec<String>,
+    unit: Vec<String>,
     n: Vec<u64>,
     mean: Vec<Option<f64>>,
     std: Vec<Option<f64>>,
@@ -232,9 +261,11 @@ struct SummaryColumns {
     seeds: Vec<String>,
 }
 
-/// Seed-paired comparisons of `metric` for each `(model, baseline)` pair of groups: the seeds
-/// both have completed, `delta = model - baseline` ([`PAIRED_COLUMNS`]). An error names a
-/// group with no completed runs or no seed in common with its baseline.
+/// Seed-paired comparisons of `metric` (any numeric `runs` column) for each `(model,
+/// baseline)` pair of groups: the seeds both have completed, `delta = model - baseline`
+/// ([`PAIRED_COLUMNS`]; for a lower-is-better metric a negative delta is an improvement). An
+/// error names a group with no completed runs or no seed in common with its baseline, or a
+/// pair whose metric improves in opposite directions (different tasks).
 pub fn paired_comparisons(
     runs: &DataFrame,
     metric: &str,
@@ -246,8 +277,10 @@ pub fn paired_comparisons(
     for (model, baseline) in pairs {
         let ((me, mv), mrows) = completed.rows(model)?;
         let ((be, bv), brows) = completed.rows(baseline)?;
-        let by_seed: BTreeMap<u64, f64> = brows.iter().map(|r| (r.seed, r.value)).collect();
+        agreed_spec(metric, [mrows.spec.clone(), brows.spec.clone()])?;
+        let by_seed: BTreeMap<u64, f64> = brows.rows.iter().map(|r| (r.seed, r.value)).collect();
         let (a, b): (Vec<f64>, Vec<f64>) = mrows
+            .rows
             .iter()
             .filter_map(|r| by_seed.get(&r.seed).map(|&base| (r.value, base)))
             .unzip();

@@ -9,6 +9,7 @@ mod wilcoxon;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::error::{Error, Result};
+use crate::metric::Mode;
 
 pub use frames::{paired_comparisons, summarize, Group, PAIRED_COLUMNS, SUMMARY_COLUMNS};
 pub use wilcoxon::{wilcoxon_signed_rank, Wilcoxon};
@@ -28,15 +29,17 @@ pub struct Describe {
     pub ci95_high: Option<f64>,
 }
 
-/// The best of `items` by `(value, seed)`: the highest value, and among equal values the
-/// lowest seed, so every table names the same best seed.
+/// The best of `items` by `(value, seed)` in direction `mode`: the highest value for
+/// [`Mode::Max`], the lowest for [`Mode::Min`] (NaN never wins over a number), and among equal
+/// values the lowest seed, so every table names the same best seed.
 pub fn best_by_seed<T>(
     items: impl IntoIterator<Item = T>,
+    mode: Mode,
     value_and_seed: impl Fn(&T) -> (f64, u64),
 ) -> Option<T> {
-    items.into_iter().max_by(|a, b| {
+    items.into_iter().min_by(|a, b| {
         let ((va, sa), (vb, sb)) = (value_and_seed(a), value_and_seed(b));
-        va.total_cmp(&vb).then(sb.cmp(&sa))
+        mode.better_first(va, vb).then(sa.cmp(&sb))
     })
 }
 
@@ -162,6 +165,18 @@ mod tests {
         assert_eq!((d.n, d.mean, d.std, d.ci95_low), (1, 0.5, None, None));
         assert!(describe(&[]).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn the_best_seed_follows_the_direction_and_ties_go_to_the_lowest_seed() {
+        let runs = [(0.3, 4), (0.1, 2), (0.1, 1), (f64::NAN, 0), (0.5, 3)];
+        let best = |mode| best_by_seed(runs, mode, |r| (r.0, r.1)).map(|r| r.1);
+        assert_eq!(best(Mode::Min), Some(1));
+        assert_eq!(best(Mode::Max), Some(3));
+        assert_eq!(
+            best_by_seed([(0.2, 5), (0.2, 3)], Mode::Max, |r| (r.0, r.1)),
+            Some((0.2, 3))
+        );
     }
 
     #[test]

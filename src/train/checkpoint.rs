@@ -15,6 +15,8 @@ use crate::rundir::EpochRecord;
 
 const STATE_KEY: &str = "autoresearch.state";
 const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// Prefix of a network's extra state (`Network::extra_state`) in checkpoints.
+const EXTRA_PREFIX: &str = "extra.";
 
 /// Everything besides tensors needed to continue training exactly where it stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,9 +31,11 @@ pub struct TrainState {
     pub optimizer_slots: Vec<String>,
     /// Every epoch's record so far (history.csv is re-rendered from this on resume).
     pub history: Vec<EpochRecord>,
-    /// Best validation accuracy and its epoch.
-    pub best_val_acc: Option<f64>,
-    /// Epoch of `best_val_acc`.
+    /// Best value of the objective so far (`best_val_acc` in version-1 checkpoints, whose
+    /// objective was validation accuracy).
+    #[serde(alias = "best_val_acc")]
+    pub best: Option<f64>,
+    /// Epoch of `best`.
     pub best_epoch: Option<usize>,
     /// Early-stopping progress.
     pub early_stop: EarlyStopState,
@@ -53,13 +57,11 @@ pub fn save_last(
     path: &Path,
     json_path: &Path,
     params: &[(String, Var)],
+    extra: &[(String, Tensor)],
     optimizer: &OptimizerState,
     state: &TrainState,
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = params
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-        .collect();
+    let mut tensors = weights_and_extra(params, extra);
     for (slot, values) in &optimizer.slots {
         for ((name, _), value) in params.iter().zip(values) {
             if let Some(t) = value {
@@ -78,12 +80,41 @@ pub fn save_last(
     write_atomic(json_path, pretty.as_bytes())
 }
 
-/// Reads `last.safetensors` into `params` and returns the optimizer state and training state.
-pub fn load_last(
-    path: &Path,
+/// The tensors a checkpoint holds for the network: parameters, then extra state.
+fn weights_and_extra(
     params: &[(String, Var)],
-    device: &Device,
-) -> Result<(OptimizerState, TrainState)> {
+    extra: &[(String, Tensor)],
+) -> Vec<(String, Tensor)> {
+    params
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .chain(
+            extra
+                .iter()
+                .map(|(n, t)| (format!("{EXTRA_PREFIX}{n}"), t.clone())),
+        )
+        .collect()
+}
+
+/// The extra state stored in a checkpoint's tensors, sorted by name.
+fn extra_of(tensors: &HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
+    let mut extra: Vec<(String, Tensor)> = tensors
+        .iter()
+        .filter_map(|(n, t)| {
+            n.strip_prefix(EXTRA_PREFIX)
+                .map(|name| (name.to_string(), t.clone()))
+        })
+        .collect();
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
+    extra
+}
+
+/// What [`load_last`] restores besides the parameters it sets.
+pub type LastCheckpoint = (OptimizerState, TrainState, Vec<(String, Tensor)>);
+
+/// Reads `last.safetensors` into `params` and returns the optimizer state, the training state
+/// and the network's extra state.
+pub fn load_last(path: &Path, params: &[(String, Var)], device: &Device) -> Result<LastCheckpoint> {
     let bytes = std::fs::read(path).map_err(Error::io("reading checkpoint", path))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| corrupt(path, format!("not a valid safetensors file ({e})")))?;
@@ -126,25 +157,38 @@ pub fn load_last(
             slots,
         },
         state,
+        extra_of(&tensors),
     ))
 }
 
-/// Writes weights only (the `best` checkpoint), with the epoch in the metadata.
-pub fn save_weights(path: &Path, params: &[(String, Var)], epoch: usize) -> Result<()> {
+/// Writes weights and extra state only (the `best` checkpoint), with the epoch in the metadata.
+pub fn save_weights(
+    path: &Path,
+    params: &[(String, Var)],
+    extra: &[(String, Tensor)],
+    epoch: usize,
+) -> Result<()> {
+    let tensors = weights_and_extra(params, extra);
     let bytes = safetensors::serialize(
-        params.iter().map(|(n, v)| (n.as_str(), v.as_tensor())),
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
         Some(HashMap::from([("epoch".to_string(), epoch.to_string())])),
     )
     .map_err(|e| corrupt(path, e))?;
     write_atomic(path, &bytes)
 }
 
-/// Loads weights written by [`save_weights`] (or any safetensors file with the same names).
-pub fn load_weights(path: &Path, params: &[(String, Var)], device: &Device) -> Result<()> {
+/// Loads weights written by [`save_weights`] (or any safetensors file with the same names)
+/// and returns the extra state stored with them.
+pub fn load_weights(
+    path: &Path,
+    params: &[(String, Var)],
+    device: &Device,
+) -> Result<Vec<(String, Tensor)>> {
     let bytes = std::fs::read(path).map_err(Error::io("reading checkpoint", path))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| corrupt(path, format!("not a valid safetensors file ({e})")))?;
-    set_params(path, params, &tensors)
+    set_params(path, params, &tensors)?;
+    Ok(extra_of(&tensors))
 }
 
 fn set_params(

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EarlyStoppingConfig, Metric, Mode};
+use crate::config::EarlyStoppingConfig;
+use crate::metric::Mode;
 use crate::rundir::EpochRecord;
 
 /// Progress of early stopping: best value so far and epochs since it improved.
@@ -14,26 +15,11 @@ pub struct EarlyStopState {
     pub bad_epochs: usize,
 }
 
-/// The value of `metric` in an epoch record.
-pub fn metric_value(metric: Metric, r: &EpochRecord) -> f64 {
-    match metric {
-        Metric::ValAcc => r.val_acc,
-        Metric::ValLoss => r.val_loss,
-        Metric::TrainAcc => r.train_acc,
-        Metric::TrainLoss => r.train_loss,
-    }
-}
-
 impl EarlyStopState {
-    /// Records one epoch; returns `true` when training should stop.
-    pub fn update(&mut self, cfg: &EarlyStoppingConfig, record: &EpochRecord) -> bool {
-        let value = metric_value(cfg.metric, record);
-        let improved = match (self.best, cfg.mode) {
-            (None, _) => true,
-            (Some(best), Mode::Max) => value > best + cfg.min_delta,
-            (Some(best), Mode::Min) => value < best - cfg.min_delta,
-        };
-        if improved {
+    /// Records one epoch's value of the watched column (`mode` its direction); returns `true`
+    /// when training should stop.
+    pub fn update(&mut self, cfg: &EarlyStoppingConfig, mode: Mode, value: f64) -> bool {
+        if mode.improves(value, self.best, cfg.min_delta) {
             self.best = Some(value);
             self.bad_epochs = 0;
         } else {
@@ -41,6 +27,11 @@ impl EarlyStopState {
         }
         self.bad_epochs > cfg.patience
     }
+}
+
+/// The watched column's value in `record` (NaN when the record lacks it).
+pub fn watched_value(column: &str, record: &EpochRecord) -> f64 {
+    record.value(column).unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -51,9 +42,9 @@ mod tests {
         EpochRecord {
             epoch: 1,
             train_loss: 0.0,
-            train_acc: 0.0,
+            train: Vec::new(),
             val_loss,
-            val_acc: 0.0,
+            val: Vec::new(),
             lr: 0.0,
             epoch_time_s: 0.0,
             extra: Vec::new(),
@@ -63,17 +54,18 @@ mod tests {
     #[test]
     fn stops_after_patience_epochs_without_min_delta_improvement() {
         let cfg = EarlyStoppingConfig {
-            metric: Metric::ValLoss,
-            mode: Mode::Min,
+            metric: Some("val_loss".into()),
+            mode: None,
             patience: 2,
             min_delta: 0.01,
         };
         let mut s = EarlyStopState::default();
-        assert!(!s.update(&cfg, &rec(1.0)));
-        assert!(!s.update(&cfg, &rec(0.995))); // not by min_delta: bad 1
-        assert!(!s.update(&cfg, &rec(0.98))); // improved: reset
-        assert!(!s.update(&cfg, &rec(0.98))); // bad 1
-        assert!(!s.update(&cfg, &rec(0.99))); // bad 2
-        assert!(s.update(&cfg, &rec(0.99))); // bad 3 > patience
+        let mut step = |v: f64| s.update(&cfg, Mode::Min, watched_value("val_loss", &rec(v)));
+        assert!(!step(1.0));
+        assert!(!step(0.995)); // not by min_delta: bad 1
+        assert!(!step(0.98)); // improved: reset
+        assert!(!step(0.98)); // bad 1
+        assert!(!step(0.99)); // bad 2
+        assert!(step(0.99)); // bad 3 > patience
     }
 }

@@ -1,29 +1,29 @@
-//! Looking inside a trained run: rebuild its model from `config.yaml` and a checkpoint, and
+//! Looking inside a trained run: rebuild its network from `config.yaml` and a checkpoint, and
 //! record what its spiking layers do on real inputs.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
-use super::{checkpoint, device_for, VAL_STREAM};
+use super::{build_run, checkpoint, VAL_STREAM};
 use crate::config::ExperimentConfig;
 use crate::data::encode::batch_seed;
-use crate::data::{load_splits, ImageSet};
+use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
-use crate::nn::{Model, SeededVarMap, Traces};
+use crate::nn::{Network, SeededVarMap, Traces};
 use crate::rundir::RunDir;
 
-/// A model with the weights of a run's best checkpoint, and the data it was trained on.
+/// A network with the weights of a run's best checkpoint, and the data it was trained on.
 pub struct TrainedModel {
     /// The network.
-    pub model: Model,
+    pub model: Box<dyn Network>,
     /// Its parameters (by name).
     pub vars: SeededVarMap,
-    /// The validation split of the run.
-    pub val: ImageSet,
+    /// The run's data (task and splits).
+    pub data: Dataset,
     /// Where the tensors live.
     pub device: Device,
 }
 
-/// Rebuilds `cfg`'s model with the weights of its run directory's best checkpoint.
+/// Rebuilds `cfg`'s network with the weights of its run directory's best checkpoint.
 pub fn load_trained(cfg: &ExperimentConfig) -> Result<TrainedModel> {
     let dir = RunDir::for_config(cfg);
     let best = dir.best_checkpoint();
@@ -33,32 +33,27 @@ pub fn load_trained(cfg: &ExperimentConfig) -> Result<TrainedModel> {
             message: "has no checkpoint/best.safetensors yet; train the experiment first".into(),
         });
     }
-    let device = device_for(cfg.device)?;
-    let splits = load_splits(&cfg.data, cfg.seed)?;
-    let vars = SeededVarMap::new(cfg.seed);
-    let model = Model::from_config(
-        &cfg.model,
-        splits.val.shape,
-        splits.val.classes,
-        cfg.kernels,
-        vars.var_builder(DType::F32, &device),
-    )?;
-    checkpoint::load_weights(&best, &vars.named_vars()?, &device)?;
+    let mut run = build_run(cfg, None)?;
+    let extra = checkpoint::load_weights(&best, &run.params, &run.device)?;
+    run.net.load_extra_state(&extra)?;
     Ok(TrainedModel {
-        model,
-        vars,
-        val: splits.val,
-        device,
+        model: run.net,
+        vars: run.vars,
+        data: run.data,
+        device: run.device,
     })
 }
 
 impl TrainedModel {
-    /// Membrane and spike traces of every spiking layer on the first `n` validation images
+    /// Membrane and spike traces of every spiking layer on the first `n` validation samples
     /// (encoded as the first validation batch is during training).
     pub fn record_traces(&self, cfg: &ExperimentConfig, n: usize) -> Result<Traces> {
-        let indices: Vec<usize> = (0..n.min(self.val.len())).collect();
-        let (x, _) = self.val.batch(&indices, &self.device)?;
+        let val: &dyn Split = &*self.data.val;
+        let indices: Vec<usize> = (0..n.min(val.len())).collect();
+        let (x, _) = val.batch(&indices, &self.device)?;
         let input = self.model.encode(&x, batch_seed(cfg.seed, VAL_STREAM, 0))?;
-        Ok(self.model.record_traces(&input)?)
+        let mut traces = Traces::default();
+        self.model.forward_probed(&input, &mut traces)?;
+        Ok(traces)
     }
 }

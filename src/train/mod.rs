@@ -1,29 +1,27 @@
 //! The training loop: seeded init, batches, optimizer + schedule + clipping, validation, early
 //! stopping, checkpoint + resume, and the run directory written atomically as it goes.
 
+mod build;
 pub mod checkpoint;
 pub mod early_stop;
+mod evaluate;
 mod inspect;
 pub mod optim;
 mod progress;
 pub mod schedule;
+mod session;
 
-use std::time::Instant;
+use candle_core::{DType, Device, Var};
 
-use candle_core::{DType, Device, Module, Tensor, Var};
-
-use crate::config::{DeviceConfig, ExperimentConfig, Kernels, Normalize};
-use crate::data::encode::batch_seed;
-use crate::data::{epoch_permutation, load_splits, ImageSet};
+use crate::config::{DeviceConfig, ExperimentConfig};
 use crate::error::{Error, Result};
-use crate::nn::{FiringRates, Model, SeededVarMap};
-use crate::rundir::{EpochRecord, Metrics, RunDir, RunStatus, SCHEMA_VERSION};
-use checkpoint::TrainState;
-use early_stop::EarlyStopState;
-use optim::AnyOptimizer;
-use progress::Progress;
+use crate::nn::Builder;
+use crate::rundir::{Metrics, RunDir, RunStatus, SCHEMA_VERSION};
+use session::Session;
 
 pub use autoresearch_kernels::par::on_pool;
+pub use build::{build_run, BuiltRun};
+pub use evaluate::{evaluate, Evaluation, TEST_STREAM, VAL_STREAM};
 pub use inspect::{load_trained, TrainedModel};
 
 /// How to run training (as opposed to what to train, which is the config).
@@ -79,6 +77,24 @@ pub fn device_for(cfg: DeviceConfig) -> Result<Device> {
 
 /// Trains `cfg` into its run directory, resuming from a checkpoint when one exists.
 pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> {
+    train_inner(cfg, opts, None)
+}
+
+/// [`train`] with a builder for networks defined outside this crate (`model: {kind: custom,
+/// name: ...}`): the network gets the same loop, run directory, checkpoints and resume.
+pub fn train_with(
+    cfg: &ExperimentConfig,
+    opts: &TrainOptions,
+    builder: Builder,
+) -> Result<RunOutcome> {
+    train_inner(cfg, opts, Some(builder))
+}
+
+fn train_inner(
+    cfg: &ExperimentConfig,
+    opts: &TrainOptions,
+    builder: Option<Builder>,
+) -> Result<RunOutcome> {
     let dir = RunDir::for_config(cfg);
     let existing = if opts.force {
         None
@@ -118,7 +134,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<RunOutcome> 
         metrics: initial_metrics(cfg, existing.as_ref()),
     };
     // on a pool worker, so the fused kernels of each step do not wake the pool from outside
-    on_pool(|| session.run()).inspect_err(|err| {
+    on_pool(|| session.run(builder)).inspect_err(|err| {
         let chain = error_chain(err);
         let _ = dir.log(&format!("failed: {chain}"));
         let metrics = &mut session.metrics;
@@ -155,7 +171,7 @@ fn ensure_same_config(dir: &RunDir, cfg: &ExperimentConfig) -> Result<()> {
     let strip = |c: &ExperimentConfig| {
         let mut c = c.clone();
         c.runs_dir = Default::default();
-        c.data.root = None;
+        c.data.clear_root();
         c.device = Default::default();
         c.kernels = Default::default();
         c
@@ -174,8 +190,11 @@ fn initial_metrics(cfg: &ExperimentConfig, existing: Option<&Metrics>) -> Metric
         schema_version: SCHEMA_VERSION,
         experiment: cfg.name.clone(),
         variant: cfg.variant.clone(),
-        model: cfg.model.kind().to_string(),
-        dataset: cfg.data.name.dir_name().to_string(),
+        model: match &cfg.model {
+            crate::config::ModelConfig::Custom(c) => c.name.clone(),
+            other => other.kind().to_string(),
+        },
+        dataset: cfg.data.kind().to_string(),
         seed: cfg.seed,
         status: RunStatus::Running,
         best_val_acc: None,
@@ -194,6 +213,9 @@ fn initial_metrics(cfg: &ExperimentConfig, existing: Option<&Metrics>) -> Metric
         git_commit: git_commit(),
         resumed: existing.map_or(0, |m| m.resumed),
         error: None,
+        objective: None,
+        declared: Vec::new(),
+        results: Default::default(),
     }
 }
 
@@ -208,298 +230,6 @@ pub(crate) fn git_commit() -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-/// One call of training over one run directory.
-struct Session<'a> {
-    cfg: &'a ExperimentConfig,
-    opts: &'a TrainOptions,
-    dir: RunDir,
-    metrics: Metrics,
-}
-
-impl Session<'_> {
-    fn run(&mut self) -> Result<RunOutcome> {
-        let cfg = self.cfg;
-        let device = device_for(cfg.device)?;
-        if let Some(encoder) = cfg.model.encoder() {
-            encoder.validate("model.encoder", cfg.data.normalize == Normalize::None)?;
-        }
-        let splits = load_splits(&cfg.data, cfg.seed)?;
-        let vars = SeededVarMap::new(cfg.seed);
-        let model = Model::from_config(
-            &cfg.model,
-            splits.train.shape,
-            splits.train.classes,
-            cfg.kernels,
-            vars.var_builder(DType::F32, &device),
-        )?;
-        let params = vars.named_vars()?;
-        self.metrics.params = params.iter().map(|(_, v)| v.elem_count()).sum();
-        let mut optimizer = AnyOptimizer::from_config(
-            &cfg.optimizer,
-            params.iter().map(|(_, v)| v.clone()).collect(),
-        )?;
-        optimizer.set_fused(cfg.kernels == Kernels::Fused);
-
-        let resumed = self.dir.last_checkpoint().exists();
-        let mut state = if resumed {
-            let (opt_state, state) =
-                checkpoint::load_last(&self.dir.last_checkpoint(), &params, &device)?;
-            optimizer.load_state(&opt_state)?;
-            self.metrics.resumed += 1;
-            self.dir.log(&format!(
-                "resumed from checkpoint after epoch {}",
-                state.epoch
-            ))?;
-            self.dir.write_history(&state.history)?;
-            state
-        } else {
-            self.dir.log(&format!(
-                "started {} / {} seed {} ({} train, {} val, {} test images, {} parameters)",
-                cfg.name,
-                cfg.variant,
-                cfg.seed,
-                splits.train.len(),
-                splits.val.len(),
-                splits.test.len(),
-                self.metrics.params
-            ))?;
-            TrainState {
-                schema_version: SCHEMA_VERSION,
-                epoch: 0,
-                optimizer_step: 0,
-                optimizer_slots: optimizer
-                    .state()
-                    .slots
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect(),
-                history: Vec::new(),
-                best_val_acc: None,
-                best_epoch: None,
-                early_stop: EarlyStopState::default(),
-                wall_time_s: 0.0,
-                rng: "derived: permutation(seed, epoch); init(seed, parameter name)".to_string(),
-            }
-        };
-        self.sync_metrics(&state, RunStatus::Running);
-        self.dir.write_metrics(&self.metrics)?;
-
-        let batch = cfg.batch_size.max(1);
-        let steps_per_epoch = splits.train.len().div_ceil(batch);
-        let total_steps = steps_per_epoch * cfg.epochs;
-        let progress = Progress::new(self.opts.quiet);
-        let mut epochs_this_call = 0;
-        let mut early_stopped = self.stopped_early(&state);
-        while state.epoch < cfg.epochs && !early_stopped {
-            let started = Instant::now();
-            let epoch = state.epoch + 1;
-            let order = epoch_permutation(splits.train.len(), cfg.seed, state.epoch);
-            let bar = progress.epoch_bar(epoch, cfg.epochs, steps_per_epoch);
-            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-            let mut lr = cfg.optimizer.lr();
-            for (i, idx) in order.chunks(batch).enumerate() {
-                let step = (state.epoch * steps_per_epoch) + i;
-                lr = schedule::lr_at(
-                    &cfg.scheduler,
-                    cfg.optimizer.lr(),
-                    step,
-                    steps_per_epoch,
-                    total_steps,
-                );
-                optimizer.set_learning_rate(lr);
-                let (x, y) = splits.train.batch(idx, &device)?;
-                let input = model.encode(&x, batch_seed(cfg.seed, state.epoch as u64, i))?;
-                let logits = model.forward(&input)?;
-                let loss = model.loss(&logits, &y)?;
-                let mut grads = loss.backward()?;
-                if let Some(max_norm) = cfg.clip_grad_norm {
-                    clip_grad_norm(&mut grads, &params, max_norm)?;
-                }
-                optimizer.step(&grads)?;
-                let batch_loss = loss.to_scalar::<f32>()? as f64;
-                loss_sum += batch_loss * idx.len() as f64;
-                correct += count_correct(&logits, &y)?;
-                seen += idx.len();
-                bar.tick(
-                    i + 1,
-                    batch_loss,
-                    seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
-                );
-            }
-            bar.finish();
-            state.optimizer_step += steps_per_epoch as u64;
-            let val = evaluate(&model, &splits.val, cfg, VAL_STREAM, &device)?;
-            let val_acc = val.accuracy;
-            let record = EpochRecord {
-                epoch,
-                train_loss: loss_sum / seen.max(1) as f64,
-                train_acc: correct / seen.max(1) as f64,
-                val_loss: val.loss,
-                val_acc,
-                lr,
-                epoch_time_s: started.elapsed().as_secs_f64(),
-                extra: val
-                    .firing_rates
-                    .into_iter()
-                    .map(|(layer, rate)| (format!("rate_{layer}"), rate))
-                    .collect(),
-            };
-            if state.best_val_acc.is_none_or(|b| val_acc > b) {
-                state.best_val_acc = Some(val_acc);
-                state.best_epoch = Some(epoch);
-                checkpoint::save_weights(&self.dir.best_checkpoint(), &params, epoch)?;
-            }
-            if let Some(es) = &cfg.early_stopping {
-                early_stopped = state.early_stop.update(es, &record);
-            }
-            state.epoch = epoch;
-            state.wall_time_s += record.epoch_time_s;
-            state.history.push(record.clone());
-            checkpoint::save_last(
-                &self.dir.last_checkpoint(),
-                &self.dir.last_state_json(),
-                &params,
-                &optimizer.state(),
-                &state,
-            )?;
-            self.dir.write_history(&state.history)?;
-            let line = format!(
-                "epoch {epoch}/{}: train_loss {:.4} train_acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.3e} ({:.1}s)",
-                cfg.epochs, record.train_loss, record.train_acc, record.val_loss, record.val_acc, record.lr, record.epoch_time_s
-            );
-            self.dir.log(&line)?;
-            progress.line(&line);
-            self.sync_metrics(&state, RunStatus::Running);
-            self.dir.write_metrics(&self.metrics)?;
-            epochs_this_call += 1;
-            if self.opts.stop_after_epochs == Some(epochs_this_call)
-                && state.epoch < cfg.epochs
-                && !early_stopped
-            {
-                self.sync_metrics(&state, RunStatus::Killed);
-                self.metrics.finished_at = Some(now());
-                self.dir.write_metrics(&self.metrics)?;
-                self.dir.log(&format!(
-                    "stopped after {epochs_this_call} epochs as asked; resumable"
-                ))?;
-                return Ok(RunOutcome {
-                    dir: self.dir.clone(),
-                    metrics: self.metrics.clone(),
-                    skipped: false,
-                    resumed,
-                });
-            }
-        }
-
-        checkpoint::load_weights(&self.dir.best_checkpoint(), &params, &device)?;
-        let test = evaluate(&model, &splits.test, cfg, TEST_STREAM, &device)?;
-        let (test_loss, test_acc) = (test.loss, test.accuracy);
-        self.sync_metrics(&state, RunStatus::Completed);
-        self.metrics.early_stopped = early_stopped;
-        self.metrics.test_acc = Some(test_acc);
-        self.metrics.test_loss = Some(test_loss);
-        self.metrics.finished_at = Some(now());
-        self.dir.write_metrics(&self.metrics)?;
-        let line = format!(
-            "completed: best val_acc {:.4} at epoch {}, test_acc {test_acc:.4} (best checkpoint), {:.1}s",
-            state.best_val_acc.unwrap_or(f64::NAN),
-            state.best_epoch.unwrap_or(0),
-            state.wall_time_s
-        );
-        self.dir.log(&line)?;
-        progress.line(&line);
-        Ok(RunOutcome {
-            dir: self.dir.clone(),
-            metrics: self.metrics.clone(),
-            skipped: false,
-            resumed,
-        })
-    }
-
-    /// Whether a resumed state had already met its early-stopping condition.
-    fn stopped_early(&self, state: &TrainState) -> bool {
-        self.cfg
-            .early_stopping
-            .as_ref()
-            .is_some_and(|es| state.early_stop.bad_epochs > es.patience)
-    }
-
-    fn sync_metrics(&mut self, state: &TrainState, status: RunStatus) {
-        let m = &mut self.metrics;
-        m.status = status;
-        m.epochs_done = state.epoch;
-        m.best_val_acc = state.best_val_acc;
-        m.best_epoch = state.best_epoch;
-        m.final_val_acc = state.history.last().map(|r| r.val_acc);
-        m.wall_time_s = state.wall_time_s;
-        m.error = None;
-    }
-}
-
-/// Number of rows whose arg-max logit equals the label.
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<f64> {
-    let predicted = logits.argmax(1)?;
-    Ok(predicted
-        .eq(labels)?
-        .to_dtype(DType::F32)?
-        .sum_all()?
-        .to_scalar::<f32>()? as f64)
-}
-
-/// Encoder stream of validation batches (training batches use the epoch index).
-const VAL_STREAM: u64 = u64::MAX;
-/// Encoder stream of test batches.
-const TEST_STREAM: u64 = u64::MAX - 1;
-
-/// What one pass over an evaluation split measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evaluation {
-    /// Mean loss (the model's training loss: cross-entropy, or the readout's).
-    pub loss: f64,
-    /// Fraction of samples whose arg-max score is the label.
-    pub accuracy: f64,
-    /// Mean firing rate of each spiking layer (spikes per neuron per step), in layer order.
-    pub firing_rates: Vec<(String, f64)>,
-}
-
-/// Evaluates `model` on `set` in order, in batches of `cfg.eval_batch_size`, encoding batch `i`
-/// with the seed of (`cfg.seed`, `stream`, `i`) so every evaluation sees the same spikes.
-pub fn evaluate(
-    model: &Model,
-    set: &ImageSet,
-    cfg: &ExperimentConfig,
-    stream: u64,
-    device: &Device,
-) -> Result<Evaluation> {
-    on_pool(|| evaluate_here(model, set, cfg, stream, device))
-}
-
-/// [`evaluate`] on the calling thread.
-fn evaluate_here(
-    model: &Model,
-    set: &ImageSet,
-    cfg: &ExperimentConfig,
-    stream: u64,
-    device: &Device,
-) -> Result<Evaluation> {
-    let indices: Vec<usize> = (0..set.len()).collect();
-    let (mut loss_sum, mut correct) = (0.0, 0.0);
-    let mut rates = FiringRates::new();
-    for (i, idx) in indices.chunks(cfg.eval_batch_size.max(1)).enumerate() {
-        let (x, y) = set.batch(idx, device)?;
-        let input = model.encode(&x, batch_seed(cfg.seed, stream, i))?;
-        let scores = model.forward_probed(&input, &mut rates)?.detach();
-        loss_sum += model.loss(&scores, &y)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
-        correct += count_correct(&scores, &y)?;
-    }
-    let n = set.len().max(1) as f64;
-    Ok(Evaluation {
-        loss: loss_sum / n,
-        accuracy: correct / n,
-        firing_rates: rates.rates(),
-    })
 }
 
 /// Rescales all gradients so their joint L2 norm is at most `max_norm`; returns the norm before.

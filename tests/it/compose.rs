@@ -13,7 +13,7 @@ fn experiment_defaults_are_the_reference_settings() -> autoresearch::Result<()> 
     assert_eq!(cfg.name, "mnist_ffnn_adam");
     assert_eq!(cfg.variant, "default");
     assert_eq!((cfg.epochs, cfg.batch_size, cfg.seed), (50, 128, 0));
-    assert_eq!(cfg.data.val_fraction, 0.1);
+    assert_eq!(cfg.data.images().map(|(_, d)| d.val_fraction), Some(0.1));
     assert!(matches!(&cfg.model, ModelConfig::Ffnn(f) if f.hidden == [256, 128]));
     assert!(matches!(cfg.optimizer, OptimizerConfig::Adam { lr, .. } if lr == 1e-3));
     let cnn = Experiment::compose_in(&store(), "mnist_cnn_adam", [""; 0])?

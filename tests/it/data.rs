@@ -1,14 +1,13 @@
 use std::path::{Path, PathBuf};
 
-use autoresearch::config::{DataConfig, DatasetName, Normalize};
+use autoresearch::config::{DatasetName, ImageDataConfig, Normalize};
 use autoresearch::data::{load_splits_from, DataSearch, DatasetFiles};
 use autoresearch::Error;
 
 use crate::{shared_mnist, tempdir};
 
-fn data_cfg(limit: Option<usize>) -> DataConfig {
-    DataConfig {
-        name: DatasetName::Mnist,
+fn data_cfg(limit: Option<usize>) -> ImageDataConfig {
+    ImageDataConfig {
         root: None,
         val_fraction: 0.1,
         split_seed: None,
@@ -199,7 +198,7 @@ fn raw_files_load_like_gz_and_corruption_names_the_file() {
 fn missing_data_error_lists_every_place_looked() {
     let tmp = tempdir();
     let search = DataSearch {
-        config_root: Some(tmp.path().join("configured")),
+        config_root: None,
         env_root: Some(tmp.path().join("env")),
         shared_roots: vec![tmp.path().join("shared/data")],
         cache_root: Some(tmp.path().join("cache")),
@@ -209,7 +208,6 @@ fn missing_data_error_lists_every_place_looked() {
         Err(Error::DataNotFound { dataset, looked }) => {
             assert_eq!(dataset, "mnist");
             for place in [
-                "configured",
                 "env/mnist",
                 "shared/data/mnist",
                 "cache/mnist",
@@ -219,6 +217,19 @@ fn missing_data_error_lists_every_place_looked() {
             }
         }
         other => panic!("expected DataNotFound, got {other:?}"),
+    }
+    // a configured root is the only place looked: it holds the data or it is an error
+    let configured = DataSearch {
+        config_root: Some(tmp.path().join("configured")),
+        cache_root: Some(tmp.path().join("cache")),
+        ..Default::default()
+    };
+    match configured.locate(DatasetName::Mnist) {
+        Err(Error::InvalidConfig { key, message }) => {
+            assert_eq!(key, "data.root");
+            assert!(message.contains("configured"), "{message}");
+        }
+        other => panic!("expected a data.root error, got {other:?}"),
     }
     // a folder with only some files says which are missing
     let partial = tmp.path().join("partial");

@@ -13,6 +13,7 @@ mod local_executor;
 mod recurrent;
 mod snn;
 mod state;
+mod tasks;
 mod train;
 
 use std::path::PathBuf;

@@ -78,7 +78,8 @@ fn mnist_batch(n: usize) -> (Tensor, Tensor) {
         ],
     )
     .unwrap();
-    let set: ImageSet = load_splits(&exp.config().data, 0).unwrap().train;
+    let (name, images) = exp.config().data.images().unwrap();
+    let set: ImageSet = load_splits(name, images, 0).unwrap().train;
     let idx: Vec<usize> = (0..n).collect();
     set.batch(&idx, &Device::Cpu).unwrap()
 }
@@ -188,7 +189,12 @@ fn spiking_run_resumes_to_the_same_result_and_records_traces() {
             .unwrap()
             .iter()
             .map(|r| {
-                let mut v = vec![r.train_loss, r.train_acc, r.val_loss, r.val_acc];
+                let mut v = vec![
+                    r.train_loss,
+                    r.value("train_acc").unwrap(),
+                    r.val_loss,
+                    r.value("val_acc").unwrap(),
+                ];
                 v.extend(r.extra.iter().map(|(_, x)| *x));
                 v
             })

@@ -25,9 +25,9 @@ fn history(dir: &std::path::Path) -> Vec<[f64; 6]> {
             [
                 r.epoch as f64,
                 r.train_loss,
-                r.train_acc,
+                r.value("train_acc").unwrap(),
                 r.val_loss,
-                r.val_acc,
+                r.value("val_acc").unwrap(),
                 r.lr,
             ]
         })
@@ -53,7 +53,7 @@ fn ffnn_learns_real_mnist_slice_and_writes_the_run_directory() {
     let m = &out.metrics;
     assert_eq!(
         (m.status, m.epochs_done, m.schema_version),
-        (RunStatus::Completed, 2, 1)
+        (RunStatus::Completed, 2, 2)
     );
     assert!(
         m.best_val_acc.unwrap() >= 0.90,

@@ -26,3 +26,4 @@ pub mod softmax;
 pub mod spike;
 pub mod spike_conv;
 pub mod surrogate;
+pub mod tanh_rnn;

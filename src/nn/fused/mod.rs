@@ -13,6 +13,7 @@ mod linear;
 mod loss;
 mod pool;
 mod sparse_linear;
+mod tanh_rnn;
 #[cfg(test)]
 mod test_util;
 mod weighted;
@@ -24,6 +25,7 @@ pub use linear::linear;
 pub use loss::cross_entropy;
 pub use pool::max_pool2d;
 pub use sparse_linear::sparse_linear;
+pub use tanh_rnn::tanh_rnn;
 
 use candle_core::{DType, Tensor};
 

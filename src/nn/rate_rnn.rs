@@ -1,0 +1,200 @@
+//! Tanh rate RNN (GradientFlossing's network): `x_t = J tanh(x_{t-1}) + b + W_s s_t / S`,
+//! readout `r_t = w_r x_t + o`, with a learnable, relaxed initial state `x_0`.
+
+use candle_core::{Result, Tensor, Var};
+use candle_nn::Init;
+
+use super::network::{BuildCtx, Network};
+use super::probe::Probe;
+use crate::config::RateRnnConfig;
+
+/// Parameters: `j` `[N, N]`, `w_s` `[N, S]`, `b` `[N]`, `w_r` `[R, N]`, `o` `[R]`, `x0` `[N]`.
+#[derive(Debug, Clone)]
+pub struct RateRnn {
+    j: Tensor,
+    w_s: Tensor,
+    b: Tensor,
+    w_r: Tensor,
+    o: Tensor,
+    x0: Tensor,
+    /// Input channels `S` (the drive is divided by it).
+    channels: usize,
+    /// Whether the fused recurrence runs where the tensors allow it.
+    fused: bool,
+}
+
+impl RateRnn {
+    /// Creates the parameters (see [`RateRnnConfig`] for the init) and relaxes `x_0`.
+    pub fn new(cfg: &RateRnnConfig, ctx: &BuildCtx) -> crate::Result<Self> {
+        let (channels, _) = ctx.sequence_shape("rate_rnn")?;
+        let n = cfg.hidden;
+        if n == 0 {
+            return Err(crate::Error::invalid(
+                "model.hidden",
+                "0 units; use at least 1",
+            ));
+        }
+        let vb = ctx.vb();
+        let normal = |std: f64| Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        };
+        let j = vb.get_with_hints((n, n), "j", normal(cfg.gain / (n as f64).sqrt()))?;
+        let w_s = vb.get_with_hints((n, channels), "w_s", normal(1.0))?;
+        let b = vb.get_with_hints(
+            n,
+            "b",
+            Init::Uniform {
+                lo: 0.0,
+                up: cfg.bias_max,
+            },
+        )?;
+        let w_r = vb.get_with_hints((ctx.outputs, n), "w_r", normal(1.0))?;
+        let o = vb.get_with_hints(ctx.outputs, "o", Init::Const(0.001))?;
+        let drawn = if cfg.learn_initial_state {
+            vb.get_with_hints(n, "x0", normal(1.0))?
+        } else {
+            let values = super::init::draw(normal(1.0), &n.into(), ctx.vars.seed(), "x0")?;
+            Tensor::from_vec(values, n, &ctx.device)?
+        };
+        let mut x = drawn.unsqueeze(0)?;
+        for _ in 0..cfg.relax_steps {
+            x = x.tanh()?.matmul(&j.t()?)?.broadcast_add(&b)?;
+        }
+        let relaxed = x.squeeze(0)?.detach();
+        let x0 = if cfg.learn_initial_state {
+            let var: Var = ctx.vars.var("x0")?;
+            var.set(&relaxed)?;
+            var.as_tensor().clone()
+        } else {
+            relaxed
+        };
+        Ok(RateRnn {
+            j,
+            w_s,
+            b,
+            w_r,
+            o,
+            x0,
+            channels,
+            fused: ctx.kernels == crate::config::Kernels::Fused,
+        })
+    }
+
+    /// The states `x_1 .. x_T` from `x_0` under the drive `s`.
+    ///
+    /// # Shapes
+    /// `s`: `[T, B, S]` -> `[T, B, N]`.
+    pub fn states(&self, s: &Tensor) -> Result<Tensor> {
+        let (t_len, batch, ch) = s.dims3()?;
+        let n = self.j.dim(0)?;
+        let drive = s
+            .reshape((t_len * batch, ch))?
+            .matmul(&(self.w_s.t()? / self.channels as f64)?)?
+            .broadcast_add(&self.b)?
+            .reshape((t_len, batch, n))?;
+        if self.fused && super::fused::available(&drive) {
+            return super::fused::tanh_rnn(&drive, &self.j, &self.x0);
+        }
+        let j_t = self.j.t()?;
+        let mut x = self
+            .x0
+            .unsqueeze(0)?
+            .broadcast_as((batch, n))?
+            .contiguous()?;
+        let mut states = Vec::with_capacity(t_len);
+        for t in 0..t_len {
+            x = (x.tanh()?.matmul(&j_t)? + drive.get(t)?)?;
+            states.push(x.clone());
+        }
+        Tensor::stack(&states, 0)
+    }
+}
+
+impl Network for RateRnn {
+    /// # Shapes
+    /// `input`: `[T, B, S]` -> readout `[T, B, R]`.
+    fn forward_probed(&self, input: &Tensor, _probe: &mut dyn Probe) -> Result<Tensor> {
+        let x = self.states(input)?;
+        let (t_len, batch, n) = x.dims3()?;
+        x.reshape((t_len * batch, n))?
+            .matmul(&self.w_r.t()?)?
+            .broadcast_add(&self.o)?
+            .reshape((t_len, batch, ()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Kernels;
+    use crate::data::{InputShape, StepLabelling};
+    use crate::nn::SeededVarMap;
+    use candle_core::{DType, Device};
+
+    fn net(kernels: Kernels, vars: &SeededVarMap) -> crate::Result<RateRnn> {
+        let cfg: RateRnnConfig = crate::config::from_yaml_str("{hidden: 6, gain: 1.5}")?;
+        let ctx = BuildCtx {
+            input: InputShape::Sequence {
+                channels: 2,
+                steps: 7,
+            },
+            outputs: 1,
+            task: std::sync::Arc::new(StepLabelling { scored_from: 2 }),
+            kernels,
+            device: Device::Cpu,
+            vars,
+        };
+        RateRnn::new(&cfg, &ctx)
+    }
+
+    /// The fused recurrence gives the plain loop's outputs and gradients.
+    #[test]
+    fn fused_and_plain_paths_agree() -> crate::Result<()> {
+        let s = Tensor::randn(0f32, 1.0, (7, 3, 2), &Device::Cpu)?;
+        let y = Tensor::randn(0f32, 1.0, (7, 3, 1), &Device::Cpu)?
+            .ge(0.0)?
+            .to_dtype(DType::F32)?;
+        let task = StepLabelling { scored_from: 2 };
+        let mut results = Vec::new();
+        for kernels in [Kernels::Fused, Kernels::Plain] {
+            let vars = SeededVarMap::new(4);
+            let rnn = net(kernels, &vars)?;
+            let step = rnn.train_step(&s, &y, &task)?;
+            let mut grads = Vec::new();
+            for (name, var) in vars.named_vars()? {
+                let g = step
+                    .grads
+                    .get(var.as_tensor())
+                    .map(|g| g.flatten_all()?.to_vec1::<f32>())
+                    .transpose()?;
+                grads.push((name, g));
+            }
+            results.push((
+                step.loss,
+                step.output.flatten_all()?.to_vec1::<f32>()?,
+                grads,
+            ));
+        }
+        let (fused, plain) = (&results[0], &results[1]);
+        assert!(
+            (fused.0 - plain.0).abs() < 1e-5,
+            "{} vs {}",
+            fused.0,
+            plain.0
+        );
+        for (a, b) in fused.1.iter().zip(&plain.1) {
+            assert!((a - b).abs() < 1e-5, "output {a} vs {b}");
+        }
+        for ((name, a), (_, b)) in fused.2.iter().zip(&plain.2) {
+            let (a, b) = (
+                a.as_ref().expect("fused grad"),
+                b.as_ref().expect("plain grad"),
+            );
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5 * (1.0 + y.abs()), "{name}: {x} vs {y}");
+            }
+        }
+        Ok(())
+    }
+}

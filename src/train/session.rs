@@ -1,0 +1,387 @@
+//! One call of training over one run directory: the epoch loop, the objective, checkpoints and
+//! the run directory's files, for any network and any task.
+
+use std::time::Instant;
+
+use super::checkpoint::{self, TrainState};
+use super::early_stop::EarlyStopState;
+use super::evaluate::{evaluate, Evaluation, TEST_STREAM, VAL_STREAM};
+use super::optim::AnyOptimizer;
+use super::progress::Progress;
+use super::{build_run, clip_grad_norm, now, schedule, BuiltRun, RunOutcome, TrainOptions};
+use crate::config::{ExperimentConfig, Kernels};
+use crate::data::encode::batch_seed;
+use crate::data::epoch_permutation;
+use crate::data::task::resolve_objective;
+use crate::data::MetricSums;
+use crate::error::Result;
+use crate::metric::{Mode, Objective};
+use crate::nn::Builder;
+use crate::rundir::{EpochRecord, Metrics, RunDir, RunStatus, SCHEMA_VERSION};
+
+/// One call of training over one run directory.
+pub(super) struct Session<'a> {
+    pub cfg: &'a ExperimentConfig,
+    pub opts: &'a TrainOptions,
+    pub dir: RunDir,
+    pub metrics: Metrics,
+}
+
+/// The column early stopping watches and its direction.
+struct Watch {
+    column: String,
+    mode: Mode,
+}
+
+impl Session<'_> {
+    /// Trains to the end (or to `stop_after_epochs`), then tests the best checkpoint.
+    pub fn run(&mut self, custom: Option<Builder>) -> Result<RunOutcome> {
+        let cfg = self.cfg;
+        let mut run = build_run(cfg, custom)?;
+        let task = run.data.task.clone();
+        let objective = resolve_objective(
+            &*task,
+            cfg.objective.as_ref().map(|o| o.metric.as_str()),
+            cfg.objective.as_ref().and_then(|o| o.mode),
+            "objective.metric",
+        )?;
+        let watch = match &cfg.early_stopping {
+            Some(es) => {
+                let o = resolve_objective(
+                    &*task,
+                    Some(es.metric.as_deref().unwrap_or(&objective.metric)),
+                    es.mode.or(es.metric.is_none().then_some(objective.mode)),
+                    "early_stopping.metric",
+                )?;
+                Some(Watch {
+                    column: o.metric,
+                    mode: o.mode,
+                })
+            }
+            None => None,
+        };
+        self.metrics.declared = task.metrics();
+        self.metrics.params = run.params.iter().map(|(_, v)| v.elem_count()).sum();
+        let mut optimizer = AnyOptimizer::from_config(
+            &cfg.optimizer,
+            run.params.iter().map(|(_, v)| v.clone()).collect(),
+        )?;
+        optimizer.set_fused(cfg.kernels == Kernels::Fused);
+        let resumed = self.dir.last_checkpoint().exists();
+        let mut state = self.start_or_resume(&mut run, &mut optimizer, resumed)?;
+        self.sync_metrics(&state, &objective, RunStatus::Running);
+        self.dir.write_metrics(&self.metrics)?;
+
+        let progress = Progress::new(self.opts.quiet);
+        let mut epochs_this_call = 0;
+        let mut early_stopped = self.stopped_early(&state);
+        while state.epoch < cfg.epochs && !early_stopped {
+            let record = self.epoch(&run, &mut optimizer, &mut state, &progress)?;
+            let epoch = record.epoch;
+            let value = record.value(&objective.metric).unwrap_or(f64::NAN);
+            if objective.mode.improves(value, state.best, 0.0) {
+                state.best = Some(value);
+                state.best_epoch = Some(epoch);
+                checkpoint::save_weights(
+                    &self.dir.best_checkpoint(),
+                    &run.params,
+                    &run.net.extra_state(),
+                    epoch,
+                )?;
+            }
+            if let (Some(es), Some(w)) = (&cfg.early_stopping, &watch) {
+                let v = super::early_stop::watched_value(&w.column, &record);
+                early_stopped = state.early_stop.update(es, w.mode, v);
+            }
+            state.epoch = epoch;
+            state.wall_time_s += record.epoch_time_s;
+            state.history.push(record.clone());
+            checkpoint::save_last(
+                &self.dir.last_checkpoint(),
+                &self.dir.last_state_json(),
+                &run.params,
+                &run.net.extra_state(),
+                &optimizer.state(),
+                &state,
+            )?;
+            self.dir.write_history(&state.history)?;
+            let line = epoch_line(&record, cfg.epochs);
+            self.dir.log(&line)?;
+            progress.line(&line);
+            self.sync_metrics(&state, &objective, RunStatus::Running);
+            self.dir.write_metrics(&self.metrics)?;
+            epochs_this_call += 1;
+            if self.opts.stop_after_epochs == Some(epochs_this_call)
+                && state.epoch < cfg.epochs
+                && !early_stopped
+            {
+                self.sync_metrics(&state, &objective, RunStatus::Killed);
+                self.metrics.finished_at = Some(now());
+                self.dir.write_metrics(&self.metrics)?;
+                self.dir.log(&format!(
+                    "stopped after {epochs_this_call} epochs as asked; resumable"
+                ))?;
+                return Ok(self.outcome(resumed));
+            }
+        }
+        self.test(&mut run, &state, &objective, early_stopped)?;
+        Ok(self.outcome(resumed))
+    }
+
+    fn outcome(&self, resumed: bool) -> RunOutcome {
+        RunOutcome {
+            dir: self.dir.clone(),
+            metrics: self.metrics.clone(),
+            skipped: false,
+            resumed,
+        }
+    }
+
+    /// Loads the last checkpoint into the network and optimizer, or starts a fresh state.
+    fn start_or_resume(
+        &mut self,
+        run: &mut BuiltRun,
+        optimizer: &mut AnyOptimizer,
+        resumed: bool,
+    ) -> Result<TrainState> {
+        let cfg = self.cfg;
+        if resumed {
+            let (opt_state, state, extra) =
+                checkpoint::load_last(&self.dir.last_checkpoint(), &run.params, &run.device)?;
+            optimizer.load_state(&opt_state)?;
+            run.net.load_extra_state(&extra)?;
+            self.metrics.resumed += 1;
+            self.dir.log(&format!(
+                "resumed from checkpoint after epoch {}",
+                state.epoch
+            ))?;
+            self.dir.write_history(&state.history)?;
+            return Ok(state);
+        }
+        let d = &run.data;
+        self.dir.log(&format!(
+            "started {} / {} seed {} ({} train, {} val, {} test samples of {}, {} parameters)",
+            cfg.name,
+            cfg.variant,
+            cfg.seed,
+            d.train.len(),
+            d.val.len(),
+            d.tests.iter().map(|(_, s)| s.len()).sum::<usize>(),
+            d.kind,
+            self.metrics.params
+        ))?;
+        Ok(TrainState {
+            schema_version: SCHEMA_VERSION,
+            epoch: 0,
+            optimizer_step: 0,
+            optimizer_slots: optimizer
+                .state()
+                .slots
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            history: Vec::new(),
+            best: None,
+            best_epoch: None,
+            early_stop: EarlyStopState::default(),
+            wall_time_s: 0.0,
+            rng: "derived: permutation(seed, epoch); init(seed, parameter name)".to_string(),
+        })
+    }
+
+    /// One epoch of training and validation; returns its record.
+    fn epoch(
+        &self,
+        run: &BuiltRun,
+        optimizer: &mut AnyOptimizer,
+        state: &mut TrainState,
+        progress: &Progress,
+    ) -> Result<EpochRecord> {
+        let cfg = self.cfg;
+        let task = &*run.data.task;
+        let started = Instant::now();
+        let epoch = state.epoch + 1;
+        let batch = cfg.batch_size.max(1);
+        let train = &*run.data.train;
+        let steps_per_epoch = train.len().div_ceil(batch);
+        let total_steps = steps_per_epoch * cfg.epochs;
+        let order = epoch_permutation(train.len(), cfg.seed, state.epoch);
+        let bar = progress.epoch_bar(epoch, cfg.epochs, steps_per_epoch);
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut sums = MetricSums::default();
+        let mut lr = cfg.optimizer.lr();
+        for (i, idx) in order.chunks(batch).enumerate() {
+            let step = (state.epoch * steps_per_epoch) + i;
+            lr = schedule::lr_at(
+                &cfg.scheduler,
+                cfg.optimizer.lr(),
+                step,
+                steps_per_epoch,
+                total_steps,
+            );
+            optimizer.set_learning_rate(lr);
+            let (x, y) = train.batch(idx, &run.device)?;
+            let input = run
+                .net
+                .encode(&x, batch_seed(cfg.seed, state.epoch as u64, i))?;
+            let mut out = run.net.train_step(&input, &y, task)?;
+            if let Some(max_norm) = cfg.clip_grad_norm_per_parameter {
+                for param in &run.params {
+                    clip_grad_norm(&mut out.grads, std::slice::from_ref(param), max_norm)?;
+                }
+            }
+            if let Some(max_norm) = cfg.clip_grad_norm {
+                clip_grad_norm(&mut out.grads, &run.params, max_norm)?;
+            }
+            optimizer.step(&out.grads)?;
+            run.net.after_update(&run.params)?;
+            loss_sum += out.loss * idx.len() as f64;
+            task.accumulate(&out.output, &y, &mut sums)?;
+            seen += idx.len();
+            bar.tick(
+                i + 1,
+                out.loss,
+                seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            );
+        }
+        bar.finish();
+        state.optimizer_step += steps_per_epoch as u64;
+        let val = self.eval(run, &*run.data.val, VAL_STREAM)?;
+        let prefixed = |split: &str, values: Vec<(String, f64)>| -> Vec<(String, f64)> {
+            values
+                .into_iter()
+                .map(|(n, v)| (format!("{split}_{n}"), v))
+                .collect()
+        };
+        Ok(EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train: prefixed("train", task.finish(&sums)),
+            val_loss: val.loss,
+            val: prefixed("val", val.metrics),
+            lr,
+            epoch_time_s: started.elapsed().as_secs_f64(),
+            extra: val
+                .firing_rates
+                .into_iter()
+                .map(|(layer, rate)| (format!("rate_{layer}"), rate))
+                .collect(),
+        })
+    }
+
+    fn eval(
+        &self,
+        run: &BuiltRun,
+        split: &dyn crate::data::Split,
+        stream: u64,
+    ) -> Result<Evaluation> {
+        evaluate(
+            &*run.net,
+            &*run.data.task,
+            split,
+            self.cfg.eval_batch_size,
+            (self.cfg.seed, stream),
+            &run.device,
+        )
+    }
+
+    /// Tests the best checkpoint on every test split and completes the run.
+    fn test(
+        &mut self,
+        run: &mut BuiltRun,
+        state: &TrainState,
+        objective: &Objective,
+        early_stopped: bool,
+    ) -> Result<()> {
+        let extra =
+            checkpoint::load_weights(&self.dir.best_checkpoint(), &run.params, &run.device)?;
+        run.net.load_extra_state(&extra)?;
+        let mut results = std::collections::BTreeMap::new();
+        if let Some(best) = state
+            .best_epoch
+            .and_then(|e| state.history.iter().find(|r| r.epoch == e))
+        {
+            let mut val = std::collections::BTreeMap::from([("loss".to_string(), best.val_loss)]);
+            for (name, v) in &best.val {
+                val.insert(name.trim_start_matches("val_").to_string(), *v);
+            }
+            results.insert("val".to_string(), val);
+        }
+        for (name, split) in &run.data.tests {
+            let e = self.eval(run, &**split, TEST_STREAM)?;
+            let mut values = std::collections::BTreeMap::from([("loss".to_string(), e.loss)]);
+            values.extend(e.metrics);
+            results.insert(name.clone(), values);
+        }
+        self.sync_metrics(state, objective, RunStatus::Completed);
+        let test = results.get("test");
+        self.metrics.test_acc = test.and_then(|t| t.get("acc").copied());
+        self.metrics.test_loss = test.and_then(|t| t.get("loss").copied());
+        self.metrics.results = results;
+        self.metrics.early_stopped = early_stopped;
+        self.metrics.finished_at = Some(now());
+        self.dir.write_metrics(&self.metrics)?;
+        let summary: Vec<String> = self
+            .metrics
+            .results
+            .get("test")
+            .map(|t| t.iter().map(|(k, v)| format!("test_{k} {v:.4}")).collect())
+            .unwrap_or_default();
+        let line = format!(
+            "completed: best {} {:.4} at epoch {}, {} (best checkpoint), {:.1}s",
+            objective.metric,
+            state.best.unwrap_or(f64::NAN),
+            state.best_epoch.unwrap_or(0),
+            summary.join(" "),
+            state.wall_time_s
+        );
+        self.dir.log(&line)?;
+        Progress::new(self.opts.quiet).line(&line);
+        Ok(())
+    }
+
+    /// Whether a resumed state had already met its early-stopping condition.
+    fn stopped_early(&self, state: &TrainState) -> bool {
+        self.cfg
+            .early_stopping
+            .as_ref()
+            .is_some_and(|es| state.early_stop.bad_epochs > es.patience)
+    }
+
+    fn sync_metrics(&mut self, state: &TrainState, objective: &Objective, status: RunStatus) {
+        let best_row = state
+            .best_epoch
+            .and_then(|e| state.history.iter().find(|r| r.epoch == e));
+        let m = &mut self.metrics;
+        m.status = status;
+        m.epochs_done = state.epoch;
+        m.best_val_acc = best_row.and_then(|r| r.value("val_acc"));
+        m.best_epoch = state.best_epoch;
+        m.final_val_acc = state.history.last().and_then(|r| r.value("val_acc"));
+        m.wall_time_s = state.wall_time_s;
+        m.objective = Some(Objective {
+            best: state.best,
+            best_epoch: state.best_epoch,
+            ..objective.clone()
+        });
+        m.error = None;
+    }
+}
+
+/// The log line of one epoch: every column but the epoch, the learning rate and the time.
+fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+    let values: Vec<String> = r
+        .columns()
+        .into_iter()
+        .skip(1)
+        .filter(|(n, _)| !matches!(*n, "lr" | "epoch_time_s") && !n.starts_with("rate_"))
+        .map(|(n, v)| format!("{n} {v:.4}"))
+        .collect();
+    format!(
+        "epoch {}/{epochs}: {} lr {:.3e} ({:.1}s)",
+        r.epoch,
+        values.join(" "),
+        r.lr,
+        r.epoch_time_s
+    )
+}
