@@ -208,10 +208,13 @@ fn run_local(
 ) -> autoresearch::Result<()> {
     use autoresearch::cluster::{Executor, LocalExecutor, MonitorOptions, Sweep, Workspace};
     let (name, rest) = experiment_of(&store, overrides)?;
-    let runs = Experiment::multirun_in(&store, &name, &rest)?
-        .first()
-        .map(|e| e.config().runs_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("runs"));
+    // `runs_dir=` names the executor's runs root; the sweep's points go under it
+    let (dirs, rest): (Vec<String>, Vec<String>) =
+        rest.into_iter().partition(|o| o.starts_with("runs_dir="));
+    let runs = dirs
+        .last()
+        .and_then(|o| o.strip_prefix("runs_dir="))
+        .map_or_else(|| PathBuf::from("runs"), PathBuf::from);
     let workspace = Workspace {
         configs: store,
         runs,
