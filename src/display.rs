@@ -46,10 +46,10 @@ impl NotebookDisplay for Png {
 }
 
 impl NotebookDisplay for RunOutcome {
-    /// One line of what happened and a table of the best and last epochs' numbers.
+    /// One line of what happened and a table of the best and last epochs' numbers (for a
+    /// task other than classification: the objective's best value and the test results).
     fn notebook_content(&self) -> (&'static str, String) {
         let m = &self.metrics;
-        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
         let what = if self.skipped {
             "already completed (nothing done)"
         } else if self.resumed {
@@ -57,25 +57,77 @@ impl NotebookDisplay for RunOutcome {
         } else {
             "trained"
         };
+        let (heads, cells) = outcome_table(m);
+        let row = |tag: &str, items: &[String]| -> String {
+            items
+                .iter()
+                .map(|x| format!("<{tag}>{}</{tag}>", escape(x)))
+                .collect()
+        };
         let html = format!(
             "<p><b>{}</b>: {} {what}, status <b>{}</b>, {} of {} epochs in {:.1} s</p>\n\
-             <table><thead><tr><th>best val acc</th><th>best epoch</th><th>final val acc</th>\
-             <th>test acc</th><th>params</th></tr></thead>\n\
-             <tbody><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>\n",
+             <table><thead><tr>{}</tr></thead>\n\
+             <tbody><tr>{}</tr></tbody></table>\n",
             escape(&self.dir.path().display().to_string()),
             escape(&format!("{}/{} seed {}", m.experiment, m.variant, m.seed)),
             m.status.as_str(),
             m.epochs_done,
             m.epochs_planned,
             m.wall_time_s,
-            pct(m.best_val_acc),
-            m.best_epoch.map_or("-".to_string(), |e| e.to_string()),
-            pct(m.final_val_acc),
-            pct(m.test_acc),
-            m.params,
+            row("th", &heads),
+            row("td", &cells),
         );
         ("text/html", html)
     }
+}
+
+/// Headers and cells of a run's outcome: validation and test accuracy for classification,
+/// else the objective's best value (with its direction) and every test result.
+fn outcome_table(m: &crate::Metrics) -> (Vec<String>, Vec<String>) {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+    let epoch = m.best_epoch.map_or("-".to_string(), |e| e.to_string());
+    let objective = m.objective_or_legacy();
+    if objective.metric == "val_acc" {
+        let heads = [
+            "best val acc",
+            "best epoch",
+            "final val acc",
+            "test acc",
+            "params",
+        ];
+        let cells = [
+            pct(m.best_val_acc),
+            epoch,
+            pct(m.final_val_acc),
+            pct(m.test_acc),
+            m.params.to_string(),
+        ];
+        return (heads.map(String::from).to_vec(), cells.to_vec());
+    }
+    let value = |column: &str, v: Option<f64>| match m.column_spec(column) {
+        Some(spec) if spec.unit == "fraction" => pct(v),
+        _ => v.map_or("-".to_string(), |v| format!("{v:.4}")),
+    };
+    let direction = crate::runs::direction_text(objective.mode);
+    let mut heads = vec![
+        format!("best {} ({direction})", objective.metric),
+        "best epoch".to_string(),
+    ];
+    let mut cells = vec![
+        value(&objective.metric, objective.best),
+        objective
+            .best_epoch
+            .map_or("-".to_string(), |e| e.to_string()),
+    ];
+    for (column, v) in m.result_columns() {
+        if column.starts_with("test") {
+            cells.push(value(&column, Some(v)));
+            heads.push(column);
+        }
+    }
+    heads.push("params".into());
+    cells.push(m.params.to_string());
+    (heads, cells)
 }
 
 impl NotebookDisplay for DataFrame {

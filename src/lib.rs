@@ -20,6 +20,7 @@ pub mod metric;
 pub mod nn;
 pub mod notebooks;
 pub mod plot;
+pub mod prelude;
 pub mod report;
 pub mod rundir;
 pub mod runs;

@@ -89,9 +89,13 @@ pub struct ReportArgs {
     /// Root of the run directories.
     #[arg(long, default_value = "runs")]
     runs: PathBuf,
-    /// Run metric summarised and compared.
+    /// Run metric summarised and compared: any numeric column of the runs frame
+    /// (`best_val_acc`, `objective_best`, `test_position_rmse`); ranked in its direction.
     #[arg(long, default_value = "best_val_acc")]
     metric: String,
+    /// History column of the learning curves (default: the runs' objective, e.g. `val_acc`).
+    #[arg(long)]
+    curves: Option<String>,
     /// Title (default: the output directory's name).
     #[arg(long)]
     title: Option<String>,
@@ -121,6 +125,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
         options.baseline = Some(Group::parse(b)?);
     }
     options.metric = args.metric;
+    options.curve_metric = args.curves;
     options.templates = Some(args.templates);
     let report = EvidenceReport::build(&found, &options)?;
     let written = report.write(&args.out)?;

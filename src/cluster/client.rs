@@ -10,6 +10,7 @@ use super::profile::{ClusterProfile, Scheduler};
 use super::remote::{LocalShell, Remote};
 use super::scheduler::SchedulerClient;
 use super::script::{shell_quote, JobRequest, JobScript};
+#[cfg(feature = "ssh")]
 use super::ssh::SshRemote;
 use super::sweep::Sweep;
 use super::sync::{self, FetchReport, PushReport};
@@ -55,6 +56,24 @@ pub struct SetupReport {
     pub configs: PushReport,
 }
 
+/// The SSH transport to the profile's host.
+#[cfg(feature = "ssh")]
+fn ssh_remote(profile: &ClusterProfile) -> Result<Box<dyn Remote>> {
+    Ok(Box::new(SshRemote::open(profile)?))
+}
+
+/// Without the `ssh` feature only `host: local` profiles connect.
+#[cfg(not(feature = "ssh"))]
+fn ssh_remote(profile: &ClusterProfile) -> Result<Box<dyn Remote>> {
+    Err(crate::Error::invalid(
+        "host",
+        format!(
+            "{}: this build has no SSH transport (cargo feature `ssh` is off); enable it, or use host: local on the login node",
+            profile.host
+        ),
+    ))
+}
+
 impl Cluster {
     /// Opens the ledger and connects to the profile's host over SSH (or runs commands here
     /// when `host` is `local`). Nothing is changed on the cluster.
@@ -63,7 +82,7 @@ impl Cluster {
         let remote: Box<dyn Remote> = if profile.host == LOCAL_HOST {
             Box::new(LocalShell)
         } else {
-            Box::new(SshRemote::open(&profile)?)
+            ssh_remote(&profile)?
         };
         Ok(Cluster::with_remote(profile, remote, workspace, ledger))
     }

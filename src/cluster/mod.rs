@@ -18,6 +18,7 @@ pub mod remote;
 pub mod scheduler;
 pub mod script;
 pub mod slurm;
+#[cfg(feature = "ssh")]
 pub mod ssh;
 pub mod sweep;
 pub mod sync;
@@ -32,6 +33,7 @@ pub use local::LocalExecutor;
 pub use profile::{ClusterProfile, QueueLimits, Scheduler};
 pub use remote::{LocalShell, Output, Remote};
 pub use script::{shell_quote, JobRequest, JobScript};
+#[cfg(feature = "ssh")]
 pub use ssh::{SshRemote, SshTarget};
 pub use sweep::{Sweep, SweepPoint};
 pub use sync::FetchReport;

@@ -175,6 +175,7 @@ pub(crate) fn write_local_stamped(path: &Path, bytes: &[u8], mtime: u64) -> Resu
 }
 
 /// Reads all of `reader` as lossy UTF-8.
+#[cfg_attr(not(feature = "ssh"), allow(dead_code))]
 pub(crate) fn read_lossy(mut reader: impl Read, what: &str) -> Result<String> {
     let mut bytes = Vec::new();
     reader

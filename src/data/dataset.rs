@@ -72,6 +72,17 @@ pub struct Dataset {
     pub tests: Vec<(String, Box<dyn Split>)>,
 }
 
+impl Dataset {
+    /// The `test` split (the test split at the training length).
+    pub fn test(&self) -> Result<&dyn Split> {
+        self.tests
+            .iter()
+            .find(|(name, _)| name == "test")
+            .map(|(_, split)| &**split)
+            .ok_or_else(|| Error::invalid("data", format!("`{}` has no `test` split", self.kind)))
+    }
+}
+
 impl std::fmt::Debug for Dataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dataset")

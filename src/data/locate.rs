@@ -284,13 +284,25 @@ pub fn fetch(url: &str) -> Result<Vec<u8>> {
             "unsupported scheme (valid: https://, http://, file://)".to_string(),
         ));
     }
-    let mut response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    http_get(url).map_err(fail)
+}
+
+/// The body of an HTTP(S) GET (at most 512 MiB).
+#[cfg(feature = "download")]
+fn http_get(url: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut response = ureq::get(url).call().map_err(|e| e.to_string())?;
     response
         .body_mut()
         .with_config()
         .limit(512 * 1024 * 1024)
         .read_to_vec()
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| e.to_string())
+}
+
+/// Without the `download` feature there is no HTTP client.
+#[cfg(not(feature = "download"))]
+fn http_get(_url: &str) -> std::result::Result<Vec<u8>, String> {
+    Err("this build has no HTTP client (cargo feature `download` is off); put the files in a data folder or use a file:// mirror".to_string())
 }
 
 /// Accepts the bytes if the archive's MD5 or the decompressed SHA-256 matches.

@@ -160,8 +160,8 @@ impl PathTask {
             },
             PathTargets::PolarBump => {
                 let (mut s, mut c) = (0.0, 0.0);
-                for k in 0..self.bins {
-                    let raw = f64::from(row[k]);
+                for (k, &value) in row.iter().take(self.bins).enumerate() {
+                    let raw = f64::from(value);
                     let p = if is_output {
                         1.0 / (1.0 + (-raw).exp())
                     } else {
@@ -370,10 +370,10 @@ impl Split for PathSplit {
         let mut row = Vec::with_capacity(r);
         for (col, &i) in indices.iter().enumerate() {
             let (walk, inputs) = self.sample(i);
-            for t in 0..t_len {
+            for (t, step) in inputs.iter().enumerate().take(t_len) {
                 let at = (t * b + col) * INPUT_CHANNELS;
-                x[at] = inputs[t][0] as f32;
-                x[at + 1] = inputs[t][1] as f32;
+                x[at] = step[0] as f32;
+                x[at + 1] = step[1] as f32;
                 row.clear();
                 self.task
                     .target(walk.heading[t], walk.position[t], &mut row);

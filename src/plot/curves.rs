@@ -6,6 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::DataFrame;
 
+use super::labels::{axis_label, integer_tick, short_labels};
 use super::{err, legend, padded_range, plane, Chart, FONT, PALETTE};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column};
@@ -33,6 +34,8 @@ pub struct LearningCurves {
     pub title: String,
     /// The metric's column name (y axis label).
     pub metric: String,
+    /// The metric's unit (`""` for none), shown in the axis label.
+    pub unit: String,
     /// The curves.
     pub curves: Vec<Curve>,
 }
@@ -88,11 +91,24 @@ impl LearningCurves {
                 "no `{metric}` values in the history frame to plot"
             )));
         }
+        let labels: Vec<String> = curves.iter().map(|c| c.label.clone()).collect();
+        let (experiment, short) = short_labels(&labels);
+        for (c, label) in curves.iter_mut().zip(short) {
+            c.label = label;
+        }
+        let of = experiment.map_or_else(String::new, |e| format!(" of {e}"));
         Ok(LearningCurves {
-            title: format!("{metric} per epoch (seed mean ± std)"),
+            title: format!("{metric} per epoch{of} (seed mean ± std)"),
             metric: metric.to_string(),
+            unit: String::new(),
             curves,
         })
+    }
+
+    /// Sets the metric's unit (shown in the axis label).
+    pub fn with_unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = unit.into();
+        self
     }
 }
 
@@ -108,11 +124,14 @@ impl Chart for LearningCurves {
         });
         let (y0, y1) = padded_range(ys);
         let mut chart = plane(root, &self.title, x0..x1, y0..y1)?;
+        // one tick per epoch up to 12, labelled only at whole epochs
+        let span = (x1.floor() - x0.ceil()).max(0.0) as usize + 1;
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc(self.metric.as_str())
+            .x_labels(span.min(12))
+            .x_label_formatter(&integer_tick)
+            .y_desc(axis_label(&self.metric, &self.unit))
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;

@@ -5,7 +5,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::DataFrame;
 
-use super::{err, padded_range, plane, Chart, FONT, PALETTE};
+use super::labels::{axis_label, short_labels};
+use super::{err, padded_range, plane_with_x_area, Chart, FONT, PALETTE};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column};
 use crate::stats::Group;
@@ -30,9 +31,16 @@ pub struct FinalMetric {
     pub title: String,
     /// The metric's name (y axis label).
     pub metric: String,
+    /// The metric's unit (`""` for none), shown in the axis label.
+    pub unit: String,
     /// The groups, in axis order.
     pub points: Vec<MetricPoint>,
 }
+
+/// Pixels per group along the x axis.
+const SLOT_PX: u32 = 110;
+/// Approximate width of one label character at 13 px.
+const CHAR_PX: u32 = 7;
 
 impl FinalMetric {
     /// Points from the summary frame of [`crate::stats::summarize`] (mean and std) and the
@@ -74,17 +82,48 @@ impl FinalMetric {
                 values,
             });
         }
+        let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
+        let (experiment, short) = short_labels(&labels);
+        for (p, label) in points.iter_mut().zip(short) {
+            p.label = label;
+        }
+        let of = experiment.map_or_else(|| " per experiment".to_string(), |e| format!(" of {e}"));
         Ok(FinalMetric {
-            title: format!("{metric} per experiment (mean ± std over seeds)"),
+            title: format!("{metric}{of} (mean ± std over seeds)"),
             metric,
+            unit: String::new(),
             points,
         })
+    }
+
+    /// Sets the metric's unit (shown in the axis label).
+    pub fn with_unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = unit.into();
+        self
+    }
+
+    /// Whether the group labels are too wide for their slots and are drawn vertically.
+    fn rotated(&self) -> bool {
+        self.longest_label() * CHAR_PX > SLOT_PX - 10
+    }
+
+    fn longest_label(&self) -> u32 {
+        self.points
+            .iter()
+            .map(|p| p.label.chars().count() as u32)
+            .max()
+            .unwrap_or(0)
     }
 }
 
 impl Chart for FinalMetric {
     fn size(&self) -> (u32, u32) {
-        (200 + 110 * self.points.len().max(4) as u32, 520)
+        let extra = if self.rotated() {
+            self.longest_label().min(60) * CHAR_PX
+        } else {
+            0
+        };
+        (200 + SLOT_PX * self.points.len().max(4) as u32, 520 + extra)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -97,24 +136,41 @@ impl Chart for FinalMetric {
         });
         let (y0, y1) = padded_range(ys);
         let labels: Vec<String> = self.points.iter().map(|p| p.label.clone()).collect();
-        let mut chart = plane(root, &self.title, -0.5..(n as f64 - 0.5), y0..y1)?;
+        let rotated = self.rotated();
+        let x_area = if rotated {
+            20 + self.longest_label().min(60) * CHAR_PX
+        } else {
+            50
+        };
+        let mut chart =
+            plane_with_x_area(root, &self.title, -0.5..(n as f64 - 0.5), y0..y1, x_area)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n.max(1))
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
+                if rotated || (x - i).abs() > 1e-6 || i < 0.0 {
+                    return String::new();
                 }
+                labels.get(i as usize).cloned().unwrap_or_default()
             })
             .x_label_style((FONT, 13))
-            .y_desc(self.metric.as_str())
+            .y_desc(axis_label(&self.metric, &self.unit))
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
+        if rotated {
+            // vertical group labels below the axis, read bottom to top
+            let style = TextStyle::from((FONT, 13).into_font()).transform(FontTransform::Rotate270);
+            for (i, label) in labels.iter().enumerate() {
+                let (px, py) = chart.backend_coord(&(i as f64, y0));
+                let text: String = label.chars().take(60).collect();
+                let width = text.chars().count() as i32 * 6;
+                root.draw(&Text::new(text, (px - 7, py + 10 + width), style.clone()))
+                    .map_err(err)?;
+            }
+        }
         for (i, p) in self.points.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let x = i as f64;

@@ -6,6 +6,7 @@
 
 mod curves;
 mod final_metric;
+pub mod labels;
 mod lines;
 mod spikes;
 
@@ -181,10 +182,21 @@ pub(crate) fn plane<'a, DB: DrawingBackend>(
     x: Range<f64>,
     y: Range<f64>,
 ) -> Result<Plane<'a, DB>, String> {
+    plane_with_x_area(root, title, x, y, 50)
+}
+
+/// [`plane`] with an x label area of `x_area` pixels (room for rotated group labels).
+pub(crate) fn plane_with_x_area<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x: Range<f64>,
+    y: Range<f64>,
+    x_area: u32,
+) -> Result<Plane<'a, DB>, String> {
     ChartBuilder::on(root)
         .caption(title, (FONT, 22))
         .margin(12)
-        .x_label_area_size(50)
+        .x_label_area_size(x_area)
         .y_label_area_size(70)
         .build_cartesian_2d(x, y)
         .map_err(err)

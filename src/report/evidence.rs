@@ -123,11 +123,12 @@ impl EvidenceReport {
         let mut figures = Vec::new();
         if history.height() > 0 {
             let curve_metric = curve_metric(options, &runs)?;
-            let curves = LearningCurves::from_history(&history, &curve_metric)?;
+            let unit = metric_spec(&runs, &curve_metric).map_or_else(|_| String::new(), |s| s.unit);
+            let curves = LearningCurves::from_history(&history, &curve_metric)?.with_unit(unit);
             figures.push(("learning_curves".to_string(), Figure::render(&curves)?));
         }
         if summary.height() > 0 {
-            let points = FinalMetric::from_frames(&summary, &runs)?;
+            let points = FinalMetric::from_frames(&summary, &runs)?.with_unit(spec.unit.clone());
             figures.push(("final_metric".to_string(), Figure::render(&points)?));
         }
         let frames = Frames {

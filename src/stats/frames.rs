@@ -99,6 +99,9 @@ struct Rows {
     spec: MetricSpec,
 }
 
+/// A completed run and what it says of the metric's direction and unit.
+type RowSpec = (Row, Option<MetricSpec>);
+
 /// One completed run's fields used by the statistics.
 #[derive(Debug, Clone)]
 struct Row {
@@ -118,7 +121,7 @@ impl Completed {
         let seed = f64_column(runs, "seed")?;
         let value = f64_column(runs, metric)?;
         let specs = row_specs(runs, metric)?;
-        let mut found: BTreeMap<(String, String), Vec<(Row, Option<MetricSpec>)>> = BTreeMap::new();
+        let mut found: BTreeMap<(String, String), Vec<RowSpec>> = BTreeMap::new();
         for i in 0..runs.height() {
             let (Some(e), Some(v), Some(s), Some(x)) =
                 (&experiment[i], &variant[i], seed[i], value[i])

@@ -368,13 +368,17 @@ impl Session<'_> {
     }
 }
 
-/// The log line of one epoch: every column but the epoch, the learning rate and the time.
+/// The log line of one epoch: the losses and the validation metrics (with the training ones
+/// too when the task declares a single metric besides the loss, as classification does), the
+/// learning rate and the time.
 fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+    let with_train = r.train.len() <= 1;
     let values: Vec<String> = r
         .columns()
         .into_iter()
         .skip(1)
         .filter(|(n, _)| !matches!(*n, "lr" | "epoch_time_s") && !n.starts_with("rate_"))
+        .filter(|(n, _)| with_train || *n == "train_loss" || !n.starts_with("train_"))
         .map(|(n, v)| format!("{n} {v:.4}"))
         .collect();
     format!(

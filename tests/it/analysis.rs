@@ -411,3 +411,485 @@ fn figures_show_inline_as_svg_or_base64_png() {
         .unwrap();
     assert_eq!(bytes, figure.png());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Schema 2: tasks with their own objective (a lower-is-better one among them), and version-1
+// run directories alongside.
+
+/// A schema-2 `metrics.json`: `objective` is `(metric, mode, unit)`, `best` its best value;
+/// classification runs also fill the version-1 fields.
+fn metrics_v2(
+    exp: &str,
+    dataset: &str,
+    seed: u64,
+    objective: (&str, &str, &str),
+    best: f64,
+    results: serde_json::Value,
+) -> String {
+    let classification = objective.0 == "val_acc";
+    let declared = if classification {
+        serde_json::json!([
+            {"name": "acc", "mode": "max", "unit": "fraction"},
+            {"name": "loss", "mode": "min", "unit": ""}
+        ])
+    } else {
+        serde_json::json!([
+            {"name": "loss", "mode": "min", "unit": ""},
+            {"name": "position_rmse", "mode": "min", "unit": "world units"}
+        ])
+    };
+    let legacy = |v: serde_json::Value| {
+        if classification {
+            v
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    serde_json::json!({
+        "schema_version": 2, "experiment": exp, "variant": "default",
+        "model": if classification { "cnn" } else { "srnn" },
+        "dataset": dataset, "seed": seed, "status": "completed",
+        "best_val_acc": legacy(best.into()), "best_epoch": 2,
+        "final_val_acc": legacy(best.into()), "test_acc": legacy(results["test"]["acc"].clone()),
+        "test_loss": legacy(results["test"]["loss"].clone()),
+        "epochs_done": 2, "epochs_planned": 2, "early_stopped": false, "params": 1234,
+        "wall_time_s": 3.5, "started_at": "2026-12-01T09:00:00Z",
+        "finished_at": format!("2026-12-{:02}T10:00:00Z", 2 + seed),
+        "host": "node2", "git_commit": "fedcba9876543210", "resumed": 0, "error": null,
+        "objective": {"metric": objective.0, "mode": objective.1, "unit": objective.2,
+                      "best": best, "best_epoch": 2},
+        "declared": declared,
+        "results": results,
+    })
+    .to_string()
+}
+
+/// One schema-2 run directory with a two-epoch history of `columns` (`train_*`, `val_*`).
+fn run_v2(runs: &Path, exp: &str, seed: u64, metrics: &str, history: &str) {
+    let dir = runs.join(exp).join("default").join(format!("seed_{seed}"));
+    write(&dir.join("metrics.json"), metrics);
+    write(
+        &dir.join("config.yaml"),
+        &format!("name: {exp}\nseed: {seed}\n"),
+    );
+    write(&dir.join("history.csv"), history);
+}
+
+/// Best validation position RMSE of seeds 0-2 (lower is better) of the path-integration
+/// experiments; `pi_gru` is marked invalid.
+const PI: [(&str, [f64; 3]); 3] = [
+    ("pi_rnn", [0.42, 0.40, 0.44]),
+    ("pi_lstm", [0.21, 0.25, 0.23]),
+    ("pi_gru", [0.30, 0.31, 0.29]),
+];
+
+/// Path integration (objective `val_position_rmse`, min, world units; `pi_loss` optimises
+/// `val_loss` instead), a schema-2 classification experiment and two version-1 ones, under
+/// `root/runs`.
+fn schema2_runs(root: &Path) -> PathBuf {
+    let runs = root.join("runs");
+    let rmse = ("val_position_rmse", "min", "world units");
+    for (exp, values) in PI {
+        for (seed, best) in values.iter().enumerate() {
+            let results = serde_json::json!({
+                "val": {"loss": best * best, "position_rmse": best},
+                "test": {"loss": best * best + 0.01, "position_rmse": best + 0.02},
+                "test_t200": {"position_rmse": best * 3.0},
+            });
+            let metrics = metrics_v2(exp, "path_integration", seed as u64, rmse, *best, results);
+            let history = format!(
+                "epoch,train_loss,train_position_rmse,val_loss,val_position_rmse,lr,epoch_time_s\n1,0.5,{},0.4,{},0.001,1.5\n2,0.3,{best},0.2,{best},0.001,1.5\n",
+                best + 0.2,
+                best + 0.1
+            );
+            run_v2(&runs, exp, seed as u64, &metrics, &history);
+        }
+    }
+    for (seed, best) in [0.08, 0.06].iter().enumerate() {
+        let results = serde_json::json!({"val": {"loss": best}, "test": {"loss": best + 0.01}});
+        let metrics = metrics_v2(
+            "pi_loss",
+            "path_integration",
+            seed as u64,
+            ("val_loss", "min", ""),
+            *best,
+            results,
+        );
+        let history = format!(
+            "epoch,train_loss,val_loss,lr,epoch_time_s\n1,0.5,0.2,0.001,1.5\n2,0.3,{best},0.001,1.5\n"
+        );
+        run_v2(&runs, "pi_loss", seed as u64, &metrics, &history);
+    }
+    for (seed, best) in [0.981, 0.985].iter().enumerate() {
+        let results = serde_json::json!({
+            "val": {"acc": best, "loss": 0.06},
+            "test": {"acc": best - 0.002, "loss": 0.07},
+        });
+        let metrics = metrics_v2(
+            "mnist_cnn",
+            "mnist",
+            seed as u64,
+            ("val_acc", "max", "fraction"),
+            *best,
+            results,
+        );
+        let history = format!(
+            "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s\n1,0.5,0.9,0.3,0.95,0.001,2.0\n2,0.2,0.97,0.06,{best},0.001,2.0\n"
+        );
+        run_v2(&runs, "mnist_cnn", seed as u64, &metrics, &history);
+    }
+    for (exp, values) in [("mnist_v1", [0.975, 0.979]), ("mnist_old", [0.95, 0.96])] {
+        for (seed, best) in values.iter().enumerate() {
+            let dir = runs.join(exp).join("default").join(format!("seed_{seed}"));
+            write(
+                &dir.join("metrics.json"),
+                &metrics(exp, seed as u64, "completed", Some(*best), 3),
+            );
+            write(&dir.join("config.yaml"), &format!("name: {exp}\n"));
+            write(
+                &dir.join("history.csv"),
+                &format!("epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s,rate_lif1\n1,0.5,0.9,0.3,{best},0.001,4.0,0.1\n"),
+            );
+        }
+    }
+    runs
+}
+
+fn column_names(df: &autoresearch::polars::prelude::DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// The value of `column` in the row of `runs` whose path ends with `tail`.
+fn cell(runs: &autoresearch::polars::prelude::DataFrame, tail: &str, column: &str) -> Option<f64> {
+    let path = str_column(runs, "path").unwrap();
+    let i = path
+        .iter()
+        .position(|p| p.as_deref().is_some_and(|p| p.ends_with(tail)))
+        .unwrap();
+    f64_column(runs, column).unwrap()[i]
+}
+
+#[test]
+fn schema_2_runs_scan_with_objective_result_and_history_columns() {
+    use autoresearch::runs::{OBJECTIVE_COLUMNS, RUN_COLUMNS};
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = schema2_runs(tmp.path());
+    let found = scan(&runs).unwrap();
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    assert_eq!(found.runs.height(), 9 + 2 + 2 + 4);
+    let names = column_names(&found.runs);
+    let n = RUN_COLUMNS.len() + OBJECTIVE_COLUMNS.len();
+    assert_eq!(&names[..RUN_COLUMNS.len()], RUN_COLUMNS);
+    assert_eq!(&names[RUN_COLUMNS.len()..n], OBJECTIVE_COLUMNS);
+    // result columns: the union over runs, in name order, without repeating test_acc/test_loss
+    assert_eq!(
+        &names[n..n + 5],
+        [
+            "test_position_rmse",
+            "test_t200_position_rmse",
+            "val_acc",
+            "val_loss",
+            "val_position_rmse"
+        ]
+    );
+    assert!(names[n + 5].starts_with("config."));
+    let pi = "pi_rnn/default/seed_1";
+    assert_eq!(cell(&found.runs, pi, "objective_best"), Some(0.40));
+    assert_eq!(
+        cell(&found.runs, pi, "test_t200_position_rmse"),
+        Some(1.2000000000000002)
+    );
+    assert_eq!(cell(&found.runs, pi, "best_val_acc"), None);
+    assert_eq!(cell(&found.runs, pi, "test_acc"), None);
+    // a regression task's test loss fills the version-1 column
+    close(
+        cell(&found.runs, pi, "test_loss").unwrap(),
+        0.17,
+        "test_loss",
+    );
+    let v1 = "mnist_v1/default/seed_1";
+    assert_eq!(cell(&found.runs, v1, "val_acc"), Some(0.979));
+    assert_eq!(cell(&found.runs, v1, "objective_best"), Some(0.979));
+    assert_eq!(cell(&found.runs, v1, "test_position_rmse"), None);
+    let cnn_test = cell(&found.runs, "mnist_cnn/default/seed_0", "test_acc").unwrap();
+    close(cnn_test, 0.979, "test_acc");
+    let objective = str_column(&found.runs, "objective").unwrap();
+    let mode = str_column(&found.runs, "objective_mode").unwrap();
+    let unit = str_column(&found.runs, "objective_unit").unwrap();
+    let path = str_column(&found.runs, "path").unwrap();
+    for i in 0..found.runs.height() {
+        let p = path[i].as_deref().unwrap();
+        let want = if p.contains("/pi_loss/") {
+            ("val_loss", "min", "")
+        } else if p.contains("/pi_") {
+            ("val_position_rmse", "min", "world units")
+        } else {
+            ("val_acc", "max", "fraction")
+        };
+        let got = (
+            objective[i].as_deref().unwrap(),
+            mode[i].as_deref().unwrap(),
+            unit[i].as_deref().unwrap(),
+        );
+        assert_eq!(got, want, "{p}");
+    }
+    // history: the union of the runs' columns in file order, null where a run lacks one
+    assert_eq!(
+        column_names(&found.history),
+        [
+            "experiment",
+            "variant",
+            "seed",
+            "path",
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "train_position_rmse",
+            "val_loss",
+            "val_acc",
+            "val_position_rmse",
+            "lr",
+            "epoch_time_s",
+            "rate_lif1",
+        ]
+    );
+    let rmse = f64_column(&found.history, "val_position_rmse").unwrap();
+    assert_eq!(rmse.iter().filter(|v| v.is_some()).count(), 9 * 2);
+    let acc = f64_column(&found.history, "val_acc").unwrap();
+    assert_eq!(acc.iter().filter(|v| v.is_some()).count(), 2 * 2 + 4);
+    // versions other than 1 and 2 are problems that name the readable ones
+    let future = runs.join("pi_rnn").join("next").join("seed_0");
+    write(&future.join("metrics.json"), "{\"schema_version\": 3}");
+    let unversioned = runs.join("pi_rnn").join("odd").join("seed_0");
+    write(&unversioned.join("metrics.json"), "{\"experiment\": \"x\"}");
+    let again = scan(&runs).unwrap();
+    assert_eq!(again.runs.height(), found.runs.height());
+    let reasons: Vec<&str> = again.problems.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons
+        .iter()
+        .any(|r| r.contains("schema_version 3") && r.contains("versions 1, 2")));
+    assert!(reasons
+        .iter()
+        .any(|r| r.contains("no schema_version") && r.contains("1, 2")));
+}
+
+#[test]
+fn a_lower_is_better_metric_picks_the_lowest_seed_and_mixed_directions_are_refused() {
+    use autoresearch::metric::Mode;
+    use autoresearch::runs::metric_spec;
+    let tmp = tempfile::tempdir().unwrap();
+    let found = scan(schema2_runs(tmp.path())).unwrap();
+    let spec = metric_spec(&found.runs, "test_position_rmse").unwrap();
+    assert_eq!((spec.mode, spec.unit.as_str()), (Mode::Min, "world units"));
+    assert_eq!(
+        metric_spec(&found.runs, "best_val_acc").unwrap().mode,
+        Mode::Max
+    );
+    assert_eq!(
+        metric_spec(&found.runs, "test_loss").unwrap().mode,
+        Mode::Min
+    );
+    assert!(
+        metric_spec(&found.runs, "objective_best").is_err(),
+        "max and min tasks mixed"
+    );
+    let s = summarize(&found.runs, "val_position_rmse").unwrap();
+    let exp = str_column(&s, "experiment").unwrap();
+    assert_eq!(exp.len(), 3, "{exp:?}");
+    let best_seed = f64_column(&s, "best_seed").unwrap();
+    let best = f64_column(&s, "best_value").unwrap();
+    for (i, (name, values)) in [PI[2], PI[1], PI[0]].iter().enumerate() {
+        assert_eq!(exp[i].as_deref(), Some(*name));
+        let lowest = values.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(best[i], Some(lowest), "{name}");
+        let seed = values.iter().position(|v| *v == lowest).unwrap();
+        assert_eq!(best_seed[i], Some(seed as f64), "{name}");
+    }
+    let mode = str_column(&s, "mode").unwrap();
+    assert!(mode.iter().all(|m| m.as_deref() == Some("min")));
+    // the objective's best value summarises per group in each group's own direction
+    let s = summarize(&found.runs, "objective_best").unwrap();
+    let (exp, mode) = (
+        str_column(&s, "experiment").unwrap(),
+        str_column(&s, "mode").unwrap(),
+    );
+    let best_seed = f64_column(&s, "best_seed").unwrap();
+    for i in 0..s.height() {
+        let want = if exp[i].as_deref().unwrap().starts_with("pi_") {
+            "min"
+        } else {
+            "max"
+        };
+        assert_eq!(mode[i].as_deref(), Some(want));
+    }
+    let lstm = exp
+        .iter()
+        .position(|e| e.as_deref() == Some("pi_lstm"))
+        .unwrap();
+    assert_eq!(best_seed[lstm], Some(0.0));
+    let cnn = exp
+        .iter()
+        .position(|e| e.as_deref() == Some("mnist_cnn"))
+        .unwrap();
+    assert_eq!(best_seed[cnn], Some(1.0));
+    let g = |s: &str| Group::parse(s).unwrap();
+    let p = paired_comparisons(
+        &found.runs,
+        "val_position_rmse",
+        &[(g("pi_lstm"), g("pi_rnn"))],
+    )
+    .unwrap();
+    close(
+        f64_column(&p, "mean_delta").unwrap()[0].unwrap(),
+        (0.21 + 0.25 + 0.23 - 0.42 - 0.40 - 0.44) / 3.0,
+        "mean_delta",
+    );
+    let err = paired_comparisons(
+        &found.runs,
+        "objective_best",
+        &[(g("pi_lstm"), g("mnist_cnn"))],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("lower-is-better"), "{err}");
+}
+
+#[test]
+fn leaderboard_ranks_each_task_by_its_objective_in_its_direction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let found = scan(schema2_runs(tmp.path())).unwrap();
+    let labels: Annotations = serde_yaml_ng::from_str(
+        "entries:\n  pi_lstm: {project: path-integration, iteration: '1', notes: gated memory}\n  pi_gru: {project: path-integration, iteration: '1', status: invalid, notes: 'velocity leak'}\n  mnist_old: {status: abandoned, notes: superseded}\n",
+    )
+    .unwrap();
+    let board = Leaderboard::build(&found.runs, &labels).unwrap();
+    let names: Vec<&str> = board.datasets.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MNIST",
+            "path_integration (val_loss)",
+            "path_integration (val_position_rmse)"
+        ]
+    );
+    let rmse = &board.datasets[2];
+    let order: Vec<&str> = rmse.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(
+        order,
+        ["pi_lstm (srnn)", "pi_rnn (srnn)"],
+        "ascending: lower is better"
+    );
+    golden("leaderboard_schema2.md", &board.render(None).unwrap());
+}
+
+#[test]
+fn report_of_a_lower_is_better_metric_states_its_direction_and_unit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let found = scan(schema2_runs(tmp.path())).unwrap();
+    let mut options = ReportOptions::new(
+        "lstm against rnn",
+        vec![
+            Group::parse("pi_rnn").unwrap(),
+            Group::parse("pi_lstm").unwrap(),
+        ],
+        "runs",
+    );
+    options.metric = "val_position_rmse".into();
+    let report = EvidenceReport::build(&found, &options).unwrap();
+    let md = &report.markdown;
+    assert!(
+        md.contains(
+            "Metric: `val_position_rmse` (world units; lower is better) over completed runs"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| pi_lstm | default | srnn | path_integration | 3 | 0.2300 |"),
+        "{md}"
+    );
+    assert!(md.contains("| seed 0 (0.2100) |"), "{md}");
+    assert!(
+        md.contains("(lower is better: a negative delta is an improvement)"),
+        "{md}"
+    );
+    // the curves default to the runs' objective
+    let (_, curves) = &report.figures[0];
+    assert!(curves.svg().contains("val_position_rmse"));
+    let by_seed = column_names(&report.by_seed);
+    assert!(by_seed.contains(&"test_t200_position_rmse".to_string()));
+    assert!(!by_seed.iter().any(|c| c.starts_with("config.")));
+    // a mixed selection of a max and a min task is refused for the objective
+    options.groups.push(Group::parse("mnist_cnn").unwrap());
+    options.metric = "objective_best".into();
+    assert!(EvidenceReport::build(&found, &options).is_err());
+}
+
+#[test]
+fn version_1_run_directories_scan_rank_and_report_as_before() {
+    use autoresearch::report::write_section;
+    use autoresearch::runs::RUN_COLUMNS;
+    use autoresearch::Metrics;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found = scan(repo.join("reports/runs")).unwrap();
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    let names = column_names(&found.runs);
+    assert_eq!(&names[..RUN_COLUMNS.len()], RUN_COLUMNS);
+    // every version-1 field reads as written
+    let path = str_column(&found.runs, "path").unwrap();
+    let f = |c: &str| f64_column(&found.runs, c).unwrap();
+    let (best, fin, acc, loss, obj, val) = (
+        f("best_val_acc"),
+        f("final_val_acc"),
+        f("test_acc"),
+        f("test_loss"),
+        f("objective_best"),
+        f("val_acc"),
+    );
+    for i in 0..found.runs.height() {
+        let dir = PathBuf::from(path[i].as_deref().unwrap());
+        let text = std::fs::read_to_string(dir.join("metrics.json")).unwrap();
+        let m: Metrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(m.schema_version, 1);
+        assert_eq!(
+            (best[i], fin[i], acc[i], loss[i]),
+            (m.best_val_acc, m.final_val_acc, m.test_acc, m.test_loss)
+        );
+        assert_eq!((obj[i], val[i]), (m.best_val_acc, m.best_val_acc));
+    }
+    let history = column_names(&found.history);
+    assert_eq!(
+        &history[4..11],
+        [
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "lr",
+            "epoch_time_s"
+        ]
+    );
+    // the README's leaderboard, regenerated from them, is unchanged
+    let mut labels = Annotations::load(&repo.join("leaderboard.yaml")).unwrap();
+    labels.merge(
+        autoresearch::state::ProjectStore::new(repo.join("projects"))
+            .annotations()
+            .unwrap(),
+    );
+    let section = Leaderboard::build(&found.runs, &labels)
+        .unwrap()
+        .with_runs_root("reports/runs")
+        .render(Some(&repo.join("templates")))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let readme = tmp.path().join("README.md");
+    std::fs::copy(repo.join("README.md"), &readme).unwrap();
+    assert!(
+        !write_section(&readme, &section).unwrap(),
+        "README.md would change"
+    );
+}

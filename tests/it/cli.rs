@@ -60,6 +60,27 @@ fn bad_input_gives_one_clear_error_and_non_zero_exit() {
         &["train", "experiment=mnist_ffnn_adam", "seed=0,1"],
         &["--multirun"],
     );
+    // out-of-range values and a data root without the data fail before any training
+    fails_with(
+        d,
+        &["train", "experiment=mnist_ffnn_adam", "optimizer.lr=-1"],
+        &["optimizer.lr", "-1"],
+    );
+    fails_with(
+        d,
+        &["train", "experiment=mnist_ffnn_adam", "batch_size=0"],
+        &["batch_size"],
+    );
+    fails_with(
+        d,
+        &[
+            "train",
+            "experiment=mnist_ffnn_adam",
+            "epochs=1",
+            "data.root=/nonexistent/mnist",
+        ],
+        &["data.root", "/nonexistent/mnist"],
+    );
     // missing data: every place is listed, and the run is marked failed with the reason
     let out = autoresearch(
         d,
@@ -67,7 +88,6 @@ fn bad_input_gives_one_clear_error_and_non_zero_exit() {
             "train",
             "experiment=mnist_ffnn_adam",
             "epochs=1",
-            "data.root=/nonexistent/mnist",
             "data.mirrors=[file:///nonexistent/mirror]",
             "--quiet",
         ],
@@ -80,7 +100,6 @@ fn bad_input_gives_one_clear_error_and_non_zero_exit() {
     let err = stderr(&out);
     assert!(!out.status.success());
     for place in [
-        "/nonexistent/mnist",
         "no-data/mnist",
         ".cache/autoresearch/mnist",
         "file:///nonexistent/mirror",

@@ -276,7 +276,10 @@ fn spike_encoders_refuse_standardized_pixels() {
 /// threshold at step 3 (0.5, 0.95, 1.355), input 1.2 spikes at once and then every step.
 #[test]
 fn readme_leaky_steps_by_hand() {
-    use autoresearch::{config::LeakyConfig, nn::neuron::Leaky};
+    use autoresearch::{
+        config::LeakyConfig,
+        nn::neuron::{Leaky, NeuronDynamics},
+    };
     let dev = Device::Cpu;
     let vb = candle_nn::VarBuilder::zeros(DType::F32, &dev);
     let lif = Leaky::from_config(&LeakyConfig::default(), &[3], false, vb).unwrap();
@@ -289,4 +292,36 @@ fn readme_leaky_steps_by_hand() {
         state = next;
     }
     assert_eq!(raster, [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]]);
+    // scanning on from the last state equals stepping on: one scan of 7 steps, split 3 + 4
+    let seq = input.unsqueeze(0).unwrap().repeat((4, 1, 1)).unwrap();
+    let more = lif.scan_from(&seq, state).unwrap();
+    let whole = lif
+        .scan_from(&input.unsqueeze(0).unwrap().repeat((7, 1, 1)).unwrap(), {
+            lif.zero_state(&input).unwrap()
+        })
+        .unwrap();
+    let tail = whole.membrane.narrow(0, 3, 4).unwrap();
+    assert_eq!(
+        more.membrane
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        tail.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    assert_eq!(
+        more.last
+            .mem
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        whole
+            .last
+            .mem
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    );
 }

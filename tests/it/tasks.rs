@@ -293,3 +293,33 @@ fn path_integration_objective_is_lower_is_better_and_recorded() {
     );
     assert!(history.contains(",val_position_rmse,"));
 }
+
+/// Median over seeds 0, 1, 2 of the test accuracy of `experiment` after one epoch (300 Adam
+/// steps, a tenth of the upstream budget).
+fn median_test_acc(experiment: &str) -> f64 {
+    let runs = tempdir();
+    let mut accs: Vec<f64> = (0..3)
+        .map(|seed| {
+            let seed = format!("seed={seed}");
+            let out = compose(experiment, runs.path(), &["epochs=1", &seed])
+                .unwrap()
+                .train_with(&quiet())
+                .unwrap();
+            out.metrics.test_acc.unwrap()
+        })
+        .collect();
+    accs.sort_by(f64::total_cmp);
+    accs[1]
+}
+
+#[test]
+fn the_tanh_rnn_solves_copy_at_delay_5() {
+    let acc = median_test_acc("copy_rate_rnn");
+    assert!(acc >= 0.99, "median test accuracy {acc}");
+}
+
+#[test]
+fn the_tanh_rnn_solves_delayed_xor_at_delay_3() {
+    let acc = median_test_acc("delayed_xor_rate_rnn");
+    assert!(acc >= 0.90, "median test accuracy {acc}");
+}

@@ -258,7 +258,7 @@ mod tests {
     use super::*;
     use crate::config::{Reset, Surrogate};
     use crate::nn::fused::LifOutput;
-    use crate::nn::neuron::{constant, Leaky};
+    use crate::nn::neuron::{constant, Leaky, LeakyParams, NeuronDynamics};
     use candle_core::{DType, Device, Var};
 
     /// Values in `[lo, lo + span)` on a grid of 1/64 (sums exact in any order).
@@ -304,14 +304,14 @@ mod tests {
                 .reshape((t * b, c, h, h))?
                 .conv2d(&w, 1, 1, 1, 1)?
                 .broadcast_add(&bias.reshape((1, o, 1, 1))?)?;
-            let leaky = Leaky::new(
-                constant(0.875, DType::F32, &dev)?,
-                constant(0.5, DType::F32, &dev)?,
+            let params = LeakyParams {
+                beta: constant(0.875, DType::F32, &dev)?,
+                threshold: constant(0.5, DType::F32, &dev)?,
                 reset,
                 surrogate,
-                false,
-            );
-            let spikes = leaky.scan(&cur.reshape((t, b, o, h, h))?)?.0;
+            };
+            let leaky = Leaky::new(params, false);
+            let spikes = leaky.scan_zero(&cur.reshape((t, b, o, h, h))?)?.0;
             let fired = spikes.sum_all()?.to_scalar::<f32>()? as u64;
             let want = crate::nn::pool::max_pool2d(&spikes.reshape((t * b, o, h, h))?, 2)?
                 .reshape((t, b, o, h / 2, h / 2))?;

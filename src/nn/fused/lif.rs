@@ -190,7 +190,7 @@ pub fn lif(current: &Tensor, beta: &Tensor, threshold: &Tensor, spec: LifSpec) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::neuron::Leaky;
+    use crate::nn::neuron::{Leaky, LeakyParams, NeuronDynamics};
     use candle_core::{Device, Var};
 
     /// Deterministic values in `[lo, lo + span)`, multiples of 1/1024.
@@ -258,13 +258,15 @@ mod tests {
                     };
                     let what = format!("{reset:?} {surrogate:?} {output:?} beta {:?}", beta.dims());
                     let plain = Leaky::new(
-                        beta.as_tensor().clone(),
-                        thr.as_tensor().clone(),
-                        reset,
-                        *surrogate,
+                        LeakyParams {
+                            beta: beta.as_tensor().clone(),
+                            threshold: thr.as_tensor().clone(),
+                            reset: reset,
+                            surrogate: *surrogate,
+                        },
                         false,
                     );
-                    let (s, m) = plain.scan(current.as_tensor())?;
+                    let (s, m) = plain.scan_zero(current.as_tensor())?;
                     let want = if output == LifOutput::Spikes { s } else { m };
                     let spec = LifSpec {
                         reset,
@@ -306,20 +308,24 @@ mod tests {
         let beta = Tensor::new(0.9f32, &dev)?;
         let thr = Var::from_vec(values(60, 6, 0.5, 0.5), (3, 4, 5), &dev)?;
         let plain = Leaky::new(
-            beta.clone(),
-            thr.as_tensor().clone(),
-            Reset::Subtract,
-            Surrogate::default(),
+            LeakyParams {
+                beta: beta.clone(),
+                threshold: thr.as_tensor().clone(),
+                reset: Reset::Subtract,
+                surrogate: Surrogate::default(),
+            },
             false,
         );
         let fused = Leaky::new(
-            beta,
-            thr.as_tensor().clone(),
-            Reset::Subtract,
-            Surrogate::default(),
+            LeakyParams {
+                beta: beta,
+                threshold: thr.as_tensor().clone(),
+                reset: Reset::Subtract,
+                surrogate: Surrogate::default(),
+            },
             true,
         );
-        let want = plain.scan(current.as_tensor())?.0;
+        let want = plain.scan_zero(current.as_tensor())?.0;
         let got = fused.forward(current.as_tensor())?;
         assert_eq!(got.dims(), want.dims());
         assert_eq!(

@@ -4,8 +4,9 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::scan_steps;
+use super::reset::integrate;
 use super::surrogate::spike;
+use super::NeuronDynamics;
 use crate::config::{LeakyConfig, Reset, Surrogate};
 use crate::nn::fused::{self, LifOutput, LifSpec};
 use crate::nn::probe::Probe;
@@ -17,43 +18,42 @@ pub struct LeakyState {
     pub mem: Tensor,
 }
 
+/// The parameters of a Leaky neuron (norse's `LIFParameters`): decay β, threshold θ (rank 0,
+/// or one sample's neuron shape), the reset and the surrogate gradient.
+#[derive(Debug, Clone)]
+pub struct LeakyParams {
+    /// Membrane decay per step (clamped to [0, 1] by the layer; used as given by [`leaky_step`]).
+    pub beta: Tensor,
+    /// Firing threshold.
+    pub threshold: Tensor,
+    /// What a spike does to the membrane.
+    pub reset: Reset,
+    /// The spike's gradient.
+    pub surrogate: Surrogate,
+}
+
 /// One step of LIF dynamics (snnTorch's `Leaky` with its default delayed reset):
 /// `R = H(U[t-1] - θ)` (detached), `U[t] = β·U[t-1] + I[t] - R·θ` (subtract; zero:
-/// `β·((1 - R)·U[t-1]) + I[t]`; none: `β·U[t-1] + I[t]`), `S[t] = H(U[t] - θ)` with a surrogate
-/// gradient. `beta` is used as given (clamp it to [0, 1] before).
+/// `β·((1 - R)·U[t-1]) + I[t]`; none: `β·U[t-1] + I[t]`; see [`integrate`]), `S[t] = H(U[t] - θ)`
+/// with a surrogate gradient. `p.beta` is used as given (clamp it to [0, 1] before).
 ///
 /// # Shapes
-/// `input`, `state.mem`: `[B, ...]`; `beta`, `threshold`: broadcastable to them
+/// `input`, `state.mem`: `[B, ...]`; `p.beta`, `p.threshold`: broadcastable to them
 /// -> spikes `[B, ...]` and the new state.
 pub fn leaky_step(
     input: &Tensor,
     state: &LeakyState,
-    beta: &Tensor,
-    threshold: &Tensor,
-    reset: Reset,
-    surrogate: Surrogate,
+    p: &LeakyParams,
 ) -> Result<(Tensor, LeakyState)> {
-    let prev = &state.mem;
-    let fired = prev
-        .broadcast_sub(threshold)?
-        .gt(0.0)?
-        .to_dtype(prev.dtype())?;
-    let mem = match reset {
-        Reset::Subtract => (prev.broadcast_mul(beta)? + input)? - fired.broadcast_mul(threshold)?,
-        Reset::Zero => (fired.affine(-1.0, 1.0)? * prev)?.broadcast_mul(beta)? + input,
-        Reset::None => prev.broadcast_mul(beta)? + input,
-    }?;
-    let spikes = spike(&mem.broadcast_sub(threshold)?, surrogate)?;
+    let mem = integrate(&state.mem, &p.beta, input, &p.threshold, p.reset)?;
+    let spikes = spike(&mem.broadcast_sub(&p.threshold)?, p.surrogate)?;
     Ok((spikes, LeakyState { mem }))
 }
 
 /// A layer of LIF neurons: decay β and threshold θ shared or learned per neuron.
 #[derive(Debug, Clone)]
 pub struct Leaky {
-    beta: Tensor,
-    threshold: Tensor,
-    reset: Reset,
-    surrogate: Surrogate,
+    params: LeakyParams,
     fused: bool,
 }
 
@@ -78,21 +78,14 @@ pub(crate) fn constant(value: f64, dtype: DType, device: &Device) -> Result<Tens
 }
 
 impl Leaky {
-    /// Builds from β and θ tensors (rank 0, or the shape of one sample's neurons).
-    pub fn new(
-        beta: Tensor,
-        threshold: Tensor,
-        reset: Reset,
-        surrogate: Surrogate,
-        fused: bool,
-    ) -> Self {
-        Leaky {
-            beta,
-            threshold,
-            reset,
-            surrogate,
-            fused,
-        }
+    /// Builds from its parameters; `fused` runs the whole scan as one kernel where it can.
+    pub fn new(params: LeakyParams, fused: bool) -> Self {
+        Leaky { params, fused }
+    }
+
+    /// The parameters (β unclamped).
+    pub fn params(&self) -> &LeakyParams {
+        &self.params
     }
 
     /// Builds from config for neurons of shape `neurons` (`[N]`, or `[C, H, W]` after a conv);
@@ -103,55 +96,37 @@ impl Leaky {
         fused: bool,
         vb: VarBuilder,
     ) -> Result<Self> {
-        Ok(Leaky::new(
-            neuron_param(cfg.beta, cfg.learn_beta, neurons, "beta", &vb)?,
-            neuron_param(
+        let params = LeakyParams {
+            beta: neuron_param(cfg.beta, cfg.learn_beta, neurons, "beta", &vb)?,
+            threshold: neuron_param(
                 cfg.threshold,
                 cfg.learn_threshold,
                 neurons,
                 "threshold",
                 &vb,
             )?,
-            cfg.reset,
-            cfg.surrogate,
-            fused,
-        ))
-    }
-
-    /// A zero membrane for inputs shaped like `input_step` (`[B, ...]`).
-    pub fn zero_state(&self, input_step: &Tensor) -> Result<LeakyState> {
-        Ok(LeakyState {
-            mem: input_step.zeros_like()?,
-        })
-    }
-
-    /// One step: see [`leaky_step`].
-    ///
-    /// # Shapes
-    /// `input`: `[B, ...]` -> spikes `[B, ...]`.
-    pub fn step(&self, input: &Tensor, state: &LeakyState) -> Result<(Tensor, LeakyState)> {
-        let beta = self.beta.clamp(0.0, 1.0)?;
-        leaky_step(
-            input,
-            state,
-            &beta,
-            &self.threshold,
-            self.reset,
-            self.surrogate,
-        )
+            reset: cfg.reset,
+            surrogate: cfg.surrogate,
+        };
+        Ok(Leaky::new(params, fused))
     }
 
     /// Scalar β (unclamped) and θ, reset and surrogate when both parameters are fixed
     /// single values (not learned), as the fused spiking conv block needs.
     pub fn fixed_scalars(&self) -> Result<Option<(f32, f32, Reset, Surrogate)>> {
-        let (b, th) = (&self.beta, &self.threshold);
+        let (b, th) = (&self.params.beta, &self.params.threshold);
         if b.elem_count() != 1 || th.elem_count() != 1 || b.track_op() || th.track_op() {
             return Ok(None);
         }
         let scalar = |t: &Tensor| -> Result<f32> {
             t.to_dtype(DType::F32)?.flatten_all()?.get(0)?.to_scalar()
         };
-        Ok(Some((scalar(b)?, scalar(th)?, self.reset, self.surrogate)))
+        Ok(Some((
+            scalar(b)?,
+            scalar(th)?,
+            self.params.reset,
+            self.params.surrogate,
+        )))
     }
 
     fn uses_fused(&self, current: &Tensor) -> bool {
@@ -160,28 +135,15 @@ impl Leaky {
 
     fn fused_scan(&self, current: &Tensor, output: LifOutput) -> Result<Tensor> {
         let spec = LifSpec {
-            reset: self.reset,
-            surrogate: self.surrogate,
+            reset: self.params.reset,
+            surrogate: self.params.surrogate,
             output,
         };
         fused::lif(
             current,
-            &self.beta.flatten_all()?,
-            &self.threshold.flatten_all()?,
+            &self.params.beta.flatten_all()?,
+            &self.params.threshold.flatten_all()?,
             spec,
-        )
-    }
-
-    /// Spikes and membranes over all steps by the plain step loop, from a zero membrane.
-    ///
-    /// # Shapes
-    /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
-    pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        scan_steps(
-            current,
-            self.zero_state(&current.get(0)?)?,
-            |x, s| self.step(x, s),
-            |s| &s.mem,
         )
     }
 
@@ -193,7 +155,7 @@ impl Leaky {
         if self.uses_fused(current) {
             self.fused_scan(current, LifOutput::Spikes)
         } else {
-            Ok(self.scan(current)?.0)
+            Ok(self.scan_zero(current)?.0)
         }
     }
 
@@ -208,7 +170,7 @@ impl Leaky {
                 self.fused_scan(current, LifOutput::Membrane)?,
             ))
         } else {
-            self.scan(current)
+            self.scan_zero(current)
         }
     }
 
@@ -234,6 +196,30 @@ impl Leaky {
     }
 }
 
+impl NeuronDynamics for Leaky {
+    type State = LeakyState;
+
+    /// A zero membrane for inputs shaped like `input_step` (`[B, ...]`).
+    fn zero_state(&self, input_step: &Tensor) -> Result<LeakyState> {
+        Ok(LeakyState {
+            mem: input_step.zeros_like()?,
+        })
+    }
+
+    /// One step of [`leaky_step`] with β clamped to [0, 1] (the plain path).
+    fn step(&self, input: &Tensor, state: &LeakyState) -> Result<(Tensor, LeakyState)> {
+        let params = LeakyParams {
+            beta: self.params.beta.clamp(0.0, 1.0)?,
+            ..self.params.clone()
+        };
+        leaky_step(input, state, &params)
+    }
+
+    fn membrane(state: &LeakyState) -> &Tensor {
+        &state.mem
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,14 +229,14 @@ mod tests {
     fn trace(reset: Reset) -> Result<(Vec<f32>, Vec<f32>)> {
         let dev = Device::Cpu;
         let input = Tensor::new(&[0.8f32, 0.8, 0.8, 0.0, 1.5, 0.2], &dev)?.reshape((6, 1, 1))?;
-        let layer = Leaky::new(
-            constant(0.5, DType::F32, &dev)?,
-            constant(1.0, DType::F32, &dev)?,
+        let params = LeakyParams {
+            beta: constant(0.5, DType::F32, &dev)?,
+            threshold: constant(1.0, DType::F32, &dev)?,
             reset,
-            Surrogate::default(),
-            false,
-        );
-        let (s, m) = layer.scan(&input)?;
+            surrogate: Surrogate::default(),
+        };
+        let layer = Leaky::new(params, false);
+        let (s, m) = layer.scan_zero(&input)?;
         Ok((s.flatten_all()?.to_vec1()?, m.flatten_all()?.to_vec1()?))
     }
 

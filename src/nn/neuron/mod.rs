@@ -5,17 +5,18 @@
 //! state explicitly, so a notebook can drive a neuron one step at a time.
 
 mod leaky;
+pub mod reset;
 mod rleaky;
 mod slstm;
 mod surrogate;
 mod synaptic;
 
 pub(crate) use leaky::{constant, neuron_param};
-pub use leaky::{leaky_step, Leaky, LeakyState};
+pub use leaky::{leaky_step, Leaky, LeakyParams, LeakyState};
 pub use rleaky::{rleaky_step, Feedback, RLeaky, RLeakyState};
-pub use slstm::{slstm_step, Slstm, SlstmState};
+pub use slstm::{slstm_step, Slstm, SlstmParams, SlstmState};
 pub use surrogate::{spike, surrogate_grad};
-pub use synaptic::{Synaptic, SynapticState};
+pub use synaptic::{synaptic_step, Synaptic, SynapticParams, SynapticState};
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -23,26 +24,66 @@ use candle_nn::VarBuilder;
 use crate::config::NeuronConfig;
 use crate::nn::probe::Probe;
 
-/// The one time loop of every plain-path neuron: runs `step` over the first axis of `input` from
-/// `state` and stacks the spikes and the membranes (`mem` picks the membrane out of a state).
-///
-/// # Shapes
-/// `input`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, N...]`.
-pub(crate) fn scan_steps<S>(
-    input: &Tensor,
-    mut state: S,
-    step: impl Fn(&Tensor, &S) -> Result<(Tensor, S)>,
-    mem: impl Fn(&S) -> &Tensor,
-) -> Result<(Tensor, Tensor)> {
-    let steps = input.dim(0)?;
-    let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-    for t in 0..steps {
-        let (s, next) = step(&input.get(t)?, &state)?;
-        spikes.push(s);
-        mems.push(mem(&next).clone());
-        state = next;
+/// What a scan over time returns: the spikes and membranes of every step, and the last state
+/// (to continue from: truncated BPTT, chunked sequences, stepping a net from a notebook).
+#[derive(Debug, Clone)]
+pub struct Scan<S> {
+    /// Spikes `[T, B, ...]`.
+    pub spikes: Tensor,
+    /// Membranes `[T, B, ...]`.
+    pub membrane: Tensor,
+    /// The state after the last step.
+    pub last: S,
+}
+
+/// The dynamics every spiking neuron shares: a zero state, one step, and a scan over time that
+/// starts from a given state and returns the last one. The neuron's parameters live in its
+/// parameter record (`LeakyParams`, `SynapticParams`, `SlstmParams`).
+pub trait NeuronDynamics {
+    /// What the neuron carries from one step to the next.
+    type State: Clone;
+
+    /// A zero state for inputs shaped like one step of input, `input_step` (`[B, ...]`).
+    fn zero_state(&self, input_step: &Tensor) -> Result<Self::State>;
+
+    /// One step from `state`: the spikes and the new state.
+    ///
+    /// # Shapes
+    /// `input`: `[B, ...]` -> spikes `[B, N...]`.
+    fn step(&self, input: &Tensor, state: &Self::State) -> Result<(Tensor, Self::State)>;
+
+    /// The membrane of a state.
+    fn membrane(state: &Self::State) -> &Tensor;
+
+    /// Runs [`NeuronDynamics::step`] over the first axis of `input` from `state`.
+    ///
+    /// # Shapes
+    /// `input`: `[T, B, ...]` -> spikes and membranes `[T, B, N...]`, and the last state.
+    fn scan_from(&self, input: &Tensor, state: Self::State) -> Result<Scan<Self::State>> {
+        let steps = input.dim(0)?;
+        let (mut spikes, mut mems) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+        let mut state = state;
+        for t in 0..steps {
+            let (s, next) = self.step(&input.get(t)?, &state)?;
+            spikes.push(s);
+            mems.push(Self::membrane(&next).clone());
+            state = next;
+        }
+        Ok(Scan {
+            spikes: Tensor::stack(&spikes, 0)?,
+            membrane: Tensor::stack(&mems, 0)?,
+            last: state,
+        })
     }
-    Ok((Tensor::stack(&spikes, 0)?, Tensor::stack(&mems, 0)?))
+
+    /// [`NeuronDynamics::scan_from`] the zero state.
+    ///
+    /// # Shapes
+    /// `input`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, N...]`.
+    fn scan_zero(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
+        let scan = self.scan_from(input, self.zero_state(&input.get(0)?)?)?;
+        Ok((scan.spikes, scan.membrane))
+    }
 }
 
 /// Reports a scan's spikes (with its membranes when the probe asks) to `probe` as `name`, and
@@ -102,7 +143,7 @@ impl Neuron {
     pub fn forward_with_membrane(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
         match self {
             Neuron::Leaky(n) => n.forward_with_membrane(current),
-            Neuron::Synaptic(n) => n.scan(current),
+            Neuron::Synaptic(n) => n.scan_zero(current),
         }
     }
 }

@@ -4,10 +4,10 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::leaky::{leaky_step, LeakyState};
+use super::leaky::{leaky_step, LeakyParams, LeakyState};
 use super::neuron_param;
-use super::{report, scan_steps};
-use crate::config::{LeakyConfig, Recurrence, Reset, Surrogate};
+use super::{report, NeuronDynamics};
+use crate::config::{LeakyConfig, Recurrence};
 use crate::nn::layers::linear;
 use crate::nn::probe::Probe;
 
@@ -85,16 +85,13 @@ pub fn rleaky_step(
     input: &Tensor,
     state: &RLeakyState,
     feedback: &Feedback,
-    beta: &Tensor,
-    threshold: &Tensor,
-    reset: Reset,
-    surrogate: Surrogate,
+    p: &LeakyParams,
 ) -> Result<(Tensor, RLeakyState)> {
     let current = (input + feedback.apply(&state.spikes)?)?;
     let leaky = LeakyState {
         mem: state.mem.clone(),
     };
-    let (spikes, next) = leaky_step(&current, &leaky, beta, threshold, reset, surrogate)?;
+    let (spikes, next) = leaky_step(&current, &leaky, p)?;
     Ok((
         spikes.clone(),
         RLeakyState {
@@ -104,32 +101,22 @@ pub fn rleaky_step(
     ))
 }
 
-/// A layer of recurrent LIF neurons.
+/// A layer of recurrent LIF neurons: the feedback map and Leaky parameters.
 #[derive(Debug, Clone)]
 pub struct RLeaky {
     feedback: Feedback,
-    beta: Tensor,
-    threshold: Tensor,
-    reset: Reset,
-    surrogate: Surrogate,
+    params: LeakyParams,
 }
 
 impl RLeaky {
-    /// Builds from the feedback map and β, θ tensors (rank 0 or `[N]`).
-    pub fn new(
-        feedback: Feedback,
-        beta: Tensor,
-        threshold: Tensor,
-        reset: Reset,
-        surrogate: Surrogate,
-    ) -> Self {
-        RLeaky {
-            feedback,
-            beta,
-            threshold,
-            reset,
-            surrogate,
-        }
+    /// Builds from the feedback map and the Leaky parameters (β and θ rank 0 or `[N]`).
+    pub fn new(feedback: Feedback, params: LeakyParams) -> Self {
+        RLeaky { feedback, params }
+    }
+
+    /// The Leaky parameters (β unclamped).
+    pub fn params(&self) -> &LeakyParams {
+        &self.params
     }
 
     /// Builds `n` neurons from config: the feedback under `vb.pp("recurrent")`, learned β and θ
@@ -140,55 +127,20 @@ impl RLeaky {
         n: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let params = LeakyParams {
+            beta: neuron_param(cfg.beta, cfg.learn_beta, &[n], "beta", &vb)?,
+            threshold: neuron_param(cfg.threshold, cfg.learn_threshold, &[n], "threshold", &vb)?,
+            reset: cfg.reset,
+            surrogate: cfg.surrogate,
+        };
         Ok(RLeaky::new(
             Feedback::new(recurrence, n, vb.pp("recurrent"))?,
-            neuron_param(cfg.beta, cfg.learn_beta, &[n], "beta", &vb)?,
-            neuron_param(cfg.threshold, cfg.learn_threshold, &[n], "threshold", &vb)?,
-            cfg.reset,
-            cfg.surrogate,
+            params,
         ))
     }
 
-    /// No spikes and a zero membrane for inputs shaped like `input_step` (`[B, N]`).
-    pub fn zero_state(&self, input_step: &Tensor) -> Result<RLeakyState> {
-        let zeros = input_step.zeros_like()?;
-        Ok(RLeakyState {
-            spikes: zeros.clone(),
-            mem: zeros,
-        })
-    }
-
-    /// One step: see [`rleaky_step`].
-    ///
-    /// # Shapes
-    /// `input`: `[B, N]` -> spikes `[B, N]` and the new state.
-    pub fn step(&self, input: &Tensor, state: &RLeakyState) -> Result<(Tensor, RLeakyState)> {
-        let beta = self.beta.clamp(0.0, 1.0)?;
-        rleaky_step(
-            input,
-            state,
-            &self.feedback,
-            &beta,
-            &self.threshold,
-            self.reset,
-            self.surrogate,
-        )
-    }
-
-    /// Spikes and membranes over all steps from [`RLeaky::zero_state`].
-    ///
-    /// # Shapes
-    /// `current`: `[T, B, N]` -> (spikes, membrane), each `[T, B, N]`.
-    pub fn scan(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        scan_steps(
-            current,
-            self.zero_state(&current.get(0)?)?,
-            |x, s| self.step(x, s),
-            |s| &s.mem,
-        )
-    }
-
-    /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).
+    /// Spikes over all steps from a zero state, reported to `probe` as `name` (with membranes
+    /// if it asks).
     ///
     /// # Shapes
     /// `current`: `[T, B, N]` -> spikes `[T, B, N]`.
@@ -198,7 +150,33 @@ impl RLeaky {
         current: &Tensor,
         probe: &mut dyn Probe,
     ) -> Result<Tensor> {
-        report(name, self.scan(current)?, probe)
+        report(name, self.scan_zero(current)?, probe)
+    }
+}
+
+impl NeuronDynamics for RLeaky {
+    type State = RLeakyState;
+
+    /// No spikes and a zero membrane for inputs shaped like `input_step` (`[B, N]`).
+    fn zero_state(&self, input_step: &Tensor) -> Result<RLeakyState> {
+        let zeros = input_step.zeros_like()?;
+        Ok(RLeakyState {
+            spikes: zeros.clone(),
+            mem: zeros,
+        })
+    }
+
+    /// One step of [`rleaky_step`] with β clamped to [0, 1].
+    fn step(&self, input: &Tensor, state: &RLeakyState) -> Result<(Tensor, RLeakyState)> {
+        let params = LeakyParams {
+            beta: self.params.beta.clamp(0.0, 1.0)?,
+            ..self.params.clone()
+        };
+        rleaky_step(input, state, &self.feedback, &params)
+    }
+
+    fn membrane(state: &RLeakyState) -> &Tensor {
+        &state.mem
     }
 }
 
@@ -206,6 +184,7 @@ impl RLeaky {
 mod tests {
     use super::super::leaky::constant;
     use super::*;
+    use crate::config::{Reset, Surrogate};
     use crate::nn::gradcheck::{self, frozen_error, Params};
     use crate::nn::SeededVarMap;
     use candle_core::{DType, Device};
@@ -221,13 +200,13 @@ mod tests {
 
     fn layer(feedback: Feedback, reset: Reset) -> Result<RLeaky> {
         let dev = Device::Cpu;
-        Ok(RLeaky::new(
-            feedback,
-            constant(0.5, DType::F64, &dev)?,
-            constant(1.0, DType::F64, &dev)?,
+        let params = LeakyParams {
+            beta: constant(0.5, DType::F64, &dev)?,
+            threshold: constant(1.0, DType::F64, &dev)?,
             reset,
-            Surrogate::default(),
-        ))
+            surrogate: Surrogate::default(),
+        };
+        Ok(RLeaky::new(feedback, params))
     }
 
     #[test]
@@ -237,7 +216,7 @@ mod tests {
         let input = Tensor::new(&[0.8f64, 0.8, 0.8, 0.0, 1.5, 0.2], &dev)?.reshape((6, 1, 1))?;
         let w = Tensor::new(&[0.5f64], &dev)?;
         let run = |reset| -> Result<(Tensor, Tensor)> {
-            layer(Feedback::OneToOne(w.clone()), reset)?.scan(&input)
+            layer(Feedback::OneToOne(w.clone()), reset)?.scan_zero(&input)
         };
         // t0 0.8; t1 0.4 + 0.8 = 1.2 (spike); t2 0.6 + 0.8 + 0.5 - 1 = 0.9; t3 0.45;
         // t4 0.225 + 1.5 = 1.725 (spike); t5 0.8625 + 0.2 + 0.5 - 1 = 0.5625
@@ -264,7 +243,7 @@ mod tests {
         let fb = Feedback::linear(&w, b)?;
         let input = Tensor::new(&[[1.0f64, 0.95], [0.6, 0.3], [0.0, 0.3], [0.9, 0.0]], &dev)?
             .reshape((4, 1, 2))?;
-        let (s, m) = layer(fb, Reset::Subtract)?.scan(&input)?;
+        let (s, m) = layer(fb, Reset::Subtract)?.scan_zero(&input)?;
         // t0: V = b: U = [1.1, 0.85], S = [1, 0]
         // t1: V = [0.1, 0.3]: U = [0.55 + 0.6 + 0.1 - 1, 0.425 + 0.3 + 0.3] = [0.25, 1.025], S = [0, 1]
         // t2: V = [-0.4, 0.1]: U = [0.125 - 0.4, 0.5125 + 0.3 + 0.1 - 1] = [-0.275, -0.0875]
@@ -302,7 +281,7 @@ mod tests {
             Tensor::from_vec(d.clone(), (t, 1, n), &dev)?,
         );
         let library = || -> Result<Tensor> {
-            let (s, m) = layer.scan(&input)?;
+            let (s, m) = layer.scan_zero(&input)?;
             (s * &ct)?.sum_all()? + (m * &dt)?.sum_all()?
         };
         let reference = |p: &Params, fz: &mut gradcheck::Freeze| {

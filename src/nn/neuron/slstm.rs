@@ -5,8 +5,9 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::constant;
+use super::reset::reset_candidate;
 use super::surrogate::spike;
-use super::{report, scan_steps};
+use super::{report, NeuronDynamics};
 use crate::config::{Reset, SlstmNeuronConfig, Surrogate};
 use crate::nn::probe::Probe;
 use crate::nn::recurrent::{lstm_gates, CellWeights};
@@ -33,50 +34,38 @@ pub fn slstm_step(
     xp: &Tensor,
     state: &SlstmState,
     weights: &CellWeights,
-    threshold: &Tensor,
-    reset: Reset,
-    surrogate: Surrogate,
+    p: &SlstmParams,
 ) -> Result<(Tensor, SlstmState)> {
     let prev = &state.mem;
     let gates = (xp + weights.recur(prev)?)?;
     let (h, syn) = lstm_gates(&gates, &state.syn)?;
-    let fired = || -> Result<Tensor> {
-        prev.broadcast_sub(threshold)?
-            .gt(0.0)?
-            .to_dtype(prev.dtype())
-    };
-    let mem = match reset {
-        Reset::Subtract => (h - fired()?.broadcast_mul(threshold)?)?,
-        Reset::Zero => (fired()?.affine(-1.0, 1.0)? * h)?,
-        Reset::None => h,
-    };
-    let spikes = spike(&mem.broadcast_sub(threshold)?, surrogate)?;
+    let mem = reset_candidate(&h, prev, &p.threshold, p.reset)?;
+    let spikes = spike(&mem.broadcast_sub(&p.threshold)?, p.surrogate)?;
     Ok((spikes, SlstmState { syn, mem }))
 }
 
-/// A layer of SLSTM neurons.
+/// The spiking parameters of an SLSTM layer: threshold θ (rank 0 or `[H]`), reset, surrogate.
+#[derive(Debug, Clone)]
+pub struct SlstmParams {
+    /// Firing threshold.
+    pub threshold: Tensor,
+    /// What a spike does to the membrane.
+    pub reset: Reset,
+    /// The spike's gradient.
+    pub surrogate: Surrogate,
+}
+
+/// A layer of SLSTM neurons: the LSTM weights and the spiking parameters.
 #[derive(Debug, Clone)]
 pub struct Slstm {
     weights: CellWeights,
-    threshold: Tensor,
-    reset: Reset,
-    surrogate: Surrogate,
+    params: SlstmParams,
 }
 
 impl Slstm {
-    /// Builds from the LSTM weights and a threshold tensor (rank 0 or `[H]`).
-    pub fn new(
-        weights: CellWeights,
-        threshold: Tensor,
-        reset: Reset,
-        surrogate: Surrogate,
-    ) -> Self {
-        Slstm {
-            weights,
-            threshold,
-            reset,
-            surrogate,
-        }
+    /// Builds from the LSTM weights and the spiking parameters.
+    pub fn new(weights: CellWeights, params: SlstmParams) -> Self {
+        Slstm { weights, params }
     }
 
     /// Builds `input -> hidden` from config: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`
@@ -87,12 +76,12 @@ impl Slstm {
         hidden: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        Ok(Slstm::new(
-            CellWeights::new(4, input, hidden, &vb)?,
-            constant(cfg.threshold, vb.dtype(), vb.device())?,
-            cfg.reset,
-            cfg.surrogate,
-        ))
+        let params = SlstmParams {
+            threshold: constant(cfg.threshold, vb.dtype(), vb.device())?,
+            reset: cfg.reset,
+            surrogate: cfg.surrogate,
+        };
+        Ok(Slstm::new(CellWeights::new(4, input, hidden, &vb)?, params))
     }
 
     /// The LSTM weights.
@@ -100,8 +89,30 @@ impl Slstm {
         &self.weights
     }
 
+    /// Spikes and membranes over all steps from a zero state; the input projection of all
+    /// steps is one matrix product (the dynamics then step on projected inputs, see
+    /// [`NeuronDynamics`]).
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> (spikes, membrane), each `[T, B, H]`.
+    pub fn scan(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.scan_zero(&self.weights.project(x)?)
+    }
+
+    /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> spikes `[T, B, H]`.
+    pub fn forward_probed(&self, name: &str, x: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
+        report(name, self.scan(x)?, probe)
+    }
+}
+
+impl NeuronDynamics for Slstm {
+    type State = SlstmState;
+
     /// Zero current and membrane for a projected step `xp_step` (`[B, 4H]`).
-    pub fn zero_state(&self, xp_step: &Tensor) -> Result<SlstmState> {
+    fn zero_state(&self, xp_step: &Tensor) -> Result<SlstmState> {
         let b = xp_step.dim(0)?;
         let zeros = Tensor::zeros(
             (b, self.weights.hidden()?),
@@ -114,42 +125,13 @@ impl Slstm {
         })
     }
 
-    /// One step on a projected input: see [`slstm_step`].
-    ///
-    /// # Shapes
-    /// `xp`: `[B, 4H]` -> spikes `[B, H]` and the new state.
-    pub fn step(&self, xp: &Tensor, state: &SlstmState) -> Result<(Tensor, SlstmState)> {
-        slstm_step(
-            xp,
-            state,
-            &self.weights,
-            &self.threshold,
-            self.reset,
-            self.surrogate,
-        )
+    /// One step on a projected input `xp` `[B, 4H]`: see [`slstm_step`].
+    fn step(&self, xp: &Tensor, state: &SlstmState) -> Result<(Tensor, SlstmState)> {
+        slstm_step(xp, state, &self.weights, &self.params)
     }
 
-    /// Spikes and membranes over all steps from a zero state; the input projection of all
-    /// steps is one matrix product.
-    ///
-    /// # Shapes
-    /// `x`: `[T, B, in]` -> (spikes, membrane), each `[T, B, H]`.
-    pub fn scan(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let xp = self.weights.project(x)?;
-        scan_steps(
-            &xp,
-            self.zero_state(&xp.get(0)?)?,
-            |x, s| self.step(x, s),
-            |s| &s.mem,
-        )
-    }
-
-    /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).
-    ///
-    /// # Shapes
-    /// `x`: `[T, B, in]` -> spikes `[T, B, H]`.
-    pub fn forward_probed(&self, name: &str, x: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
-        report(name, self.scan(x)?, probe)
+    fn membrane(state: &SlstmState) -> &Tensor {
+        &state.mem
     }
 }
 
@@ -205,12 +187,12 @@ mod tests {
         let x = Tensor::from_vec(XS.to_vec(), (5, 1, 1), &dev)?;
         let mut spike_patterns = vec![];
         for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
-            let layer = Slstm::new(
-                weights.clone(),
-                Tensor::new(0.3f64, &dev)?,
+            let params = SlstmParams {
+                threshold: Tensor::new(0.3f64, &dev)?,
                 reset,
-                Surrogate::default(),
-            );
+                surrogate: Surrogate::default(),
+            };
+            let layer = Slstm::new(weights.clone(), params);
             let (s, m) = layer.scan(&x)?;
             let (hs, hm, _) = hand(reset);
             let m: Vec<f64> = m.flatten_all()?.to_vec1()?;

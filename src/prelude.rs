@@ -1,0 +1,31 @@
+//! Everything a notebook needs in one import: `use autoresearch::prelude::*;`.
+//!
+//! Experiments and training, networks and tasks, run frames, statistics, figures, reports, the
+//! executors, and the display trait that shows figures, frames and reports inline. The crate's
+//! `Result` and `Error` are left out so they do not shadow the standard ones in a notebook.
+
+pub use crate::cluster::{
+    Cluster, ClusterProfile, Executor, JobScript, LocalExecutor, MonitorOptions, Sweep, Walltime,
+    Workspace,
+};
+pub use crate::config::{
+    from_yaml_str, ConfigStore, DataConfig, EncoderConfig, ExperimentConfig, Kernels, LeakyConfig,
+    ModelConfig, Reset, Surrogate,
+};
+pub use crate::data::{load as load_data, Dataset, InputShape, MetricSums, Split, Task};
+pub use crate::display::{Markdown, NotebookDisplay, Png};
+pub use crate::metric::{MetricSpec, Mode, Objective};
+pub use crate::nn::neuron::{
+    leaky_step, surrogate_grad, Leaky, LeakyParams, LeakyState, NeuronDynamics, Scan,
+};
+pub use crate::nn::{BuildCtx, Network, NoProbe, Probe, SeededVarMap, Step, Traces};
+pub use crate::plot::{Figure, FinalMetric, LearningCurves, Lines, MembraneTrace, SpikeRaster};
+pub use crate::report::{replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions};
+pub use crate::runs::{scan, RunScan};
+pub use crate::state::ProjectStore;
+pub use crate::stats::{paired_comparisons, summarize, Group};
+pub use crate::train::{build_run, evaluate, load_trained, train, train_with, TrainOptions};
+pub use crate::{Experiment, Metrics, RunDir, RunOutcome, RunStatus};
+pub use candle_core::{DType, Device, Tensor};
+pub use candle_nn;
+pub use polars::prelude::DataFrame;
