@@ -2,7 +2,7 @@
 //! objective fitting together, each error naming the key path and what would be valid.
 
 use super::{DataConfig, ExperimentConfig, InputKind, OptimizerConfig, SchedulerConfig};
-use crate::data::task::resolve_objective;
+use crate::data::task::run_objectives;
 use crate::data::InputShape;
 use crate::error::{Error, Result};
 
@@ -14,19 +14,8 @@ pub fn validate(cfg: &ExperimentConfig) -> Result<()> {
     data(&cfg.data)?;
     let (task, input, _) = crate::data::task_for(&cfg.data)?;
     model_fits_data(cfg, input)?;
-    let objective = resolve_objective(
-        &*task,
-        cfg.objective.as_ref().map(|o| o.metric.as_str()),
-        cfg.objective.as_ref().and_then(|o| o.mode),
-        "objective.metric",
-    )?;
+    run_objectives(&*task, cfg.objective.as_ref(), cfg.early_stopping.as_ref())?;
     if let Some(es) = &cfg.early_stopping {
-        resolve_objective(
-            &*task,
-            Some(es.metric.as_deref().unwrap_or(&objective.metric)),
-            es.mode,
-            "early_stopping.metric",
-        )?;
         non_negative("early_stopping.min_delta", es.min_delta)?;
     }
     Ok(())

@@ -113,6 +113,41 @@ pub fn resolve_objective(
     })
 }
 
+/// The objective of a run (`objective:`, else the task's default on the validation split) and
+/// the objective early stopping watches (`early_stopping.metric`, else the objective; its mode,
+/// else the metric's direction), each checked against the task's columns.
+pub fn run_objectives(
+    task: &dyn Task,
+    objective: Option<&crate::config::ObjectiveConfig>,
+    early_stopping: Option<&crate::config::EarlyStoppingConfig>,
+) -> crate::Result<(Objective, Option<Objective>)> {
+    let main = resolve_objective(
+        task,
+        objective.map(|o| o.metric.as_str()),
+        objective.and_then(|o| o.mode),
+        "objective.metric",
+    )?;
+    let watch = early_stopping
+        .map(|es| {
+            resolve_objective(
+                task,
+                Some(es.metric.as_deref().unwrap_or(&main.metric)),
+                es.mode.or(es.metric.is_none().then_some(main.mode)),
+                "early_stopping.metric",
+            )
+        })
+        .transpose()?;
+    Ok((main, watch))
+}
+
+/// The metrics of a task scored by accuracy: the loss and `acc` (a fraction).
+fn loss_and_accuracy() -> Vec<MetricSpec> {
+    vec![
+        MetricSpec::new("loss", Mode::Min, ""),
+        MetricSpec::new("acc", Mode::Max, "fraction"),
+    ]
+}
+
 /// Classification into `classes` classes: outputs `[B, classes]` scores, targets `[B]` u32
 /// class indices; accuracy (fraction, higher is better) and cross-entropy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,10 +158,7 @@ pub struct Classification {
 
 impl Task for Classification {
     fn metrics(&self) -> Vec<MetricSpec> {
-        vec![
-            MetricSpec::new("loss", Mode::Min, ""),
-            MetricSpec::new("acc", Mode::Max, "fraction"),
-        ]
+        loss_and_accuracy()
     }
     fn default_objective(&self) -> &'static str {
         "acc"
@@ -171,10 +203,7 @@ impl StepLabelling {
 
 impl Task for StepLabelling {
     fn metrics(&self) -> Vec<MetricSpec> {
-        vec![
-            MetricSpec::new("loss", Mode::Min, ""),
-            MetricSpec::new("acc", Mode::Max, "fraction"),
-        ]
+        loss_and_accuracy()
     }
     fn default_objective(&self) -> &'static str {
         "acc"

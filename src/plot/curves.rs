@@ -112,6 +112,24 @@ impl LearningCurves {
     }
 }
 
+impl LearningCurves {
+    /// Where the legend hides the least: the right-hand corner away from where the curves end
+    /// (upper right when most curves end in the lower half of the y range `y`).
+    fn legend_corner(&self, (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+        let middle = 0.5 * (y0 + y1);
+        let low = self
+            .curves
+            .iter()
+            .filter(|c| c.mean.last().is_some_and(|v| *v < middle))
+            .count();
+        if 2 * low > self.curves.len() {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::LowerRight
+        }
+    }
+}
+
 impl Chart for LearningCurves {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let xs = self.curves.iter().flat_map(|c| c.epochs.iter().copied());
@@ -160,6 +178,6 @@ impl Chart for LearningCurves {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)
+        legend(&mut chart, self.legend_corner((y0, y1)))
     }
 }

@@ -12,7 +12,7 @@ use super::{build_run, clip_grad_norm, now, schedule, BuiltRun, RunOutcome, Trai
 use crate::config::{ExperimentConfig, Kernels};
 use crate::data::encode::batch_seed;
 use crate::data::epoch_permutation;
-use crate::data::task::resolve_objective;
+use crate::data::task::run_objectives;
 use crate::data::MetricSums;
 use crate::error::Result;
 use crate::metric::{Mode, Objective};
@@ -39,27 +39,12 @@ impl Session<'_> {
         let cfg = self.cfg;
         let mut run = build_run(cfg, custom)?;
         let task = run.data.task.clone();
-        let objective = resolve_objective(
-            &*task,
-            cfg.objective.as_ref().map(|o| o.metric.as_str()),
-            cfg.objective.as_ref().and_then(|o| o.mode),
-            "objective.metric",
-        )?;
-        let watch = match &cfg.early_stopping {
-            Some(es) => {
-                let o = resolve_objective(
-                    &*task,
-                    Some(es.metric.as_deref().unwrap_or(&objective.metric)),
-                    es.mode.or(es.metric.is_none().then_some(objective.mode)),
-                    "early_stopping.metric",
-                )?;
-                Some(Watch {
-                    column: o.metric,
-                    mode: o.mode,
-                })
-            }
-            None => None,
-        };
+        let (objective, watch) =
+            run_objectives(&*task, cfg.objective.as_ref(), cfg.early_stopping.as_ref())?;
+        let watch = watch.map(|o| Watch {
+            column: o.metric,
+            mode: o.mode,
+        });
         self.metrics.declared = task.metrics();
         self.metrics.params = run.params.iter().map(|(_, v)| v.elem_count()).sum();
         let mut optimizer = AnyOptimizer::from_config(

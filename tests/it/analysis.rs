@@ -861,18 +861,7 @@ fn version_1_run_directories_scan_rank_and_report_as_before() {
         assert_eq!((obj[i], val[i]), (m.best_val_acc, m.best_val_acc));
     }
     let history = column_names(&found.history);
-    assert_eq!(
-        &history[4..11],
-        [
-            "epoch",
-            "train_loss",
-            "train_acc",
-            "val_loss",
-            "val_acc",
-            "lr",
-            "epoch_time_s"
-        ]
-    );
+    assert_eq!(&history[4..11], autoresearch::rundir::HISTORY_COLUMNS);
     // the README's leaderboard, regenerated from them, is unchanged
     let mut labels = Annotations::load(&repo.join("leaderboard.yaml")).unwrap();
     labels.merge(
