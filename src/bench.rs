@@ -277,7 +277,8 @@ impl<'a> BatchStream<'a> {
         }
         let idx = &self.order[self.next..self.next + self.batch];
         self.next += self.batch;
-        self.set.batch(idx, device)
+        let batch = self.set.batch(idx, device)?;
+        Ok((batch.input, batch.target))
     }
 }
 
@@ -324,7 +325,7 @@ fn build(
         task: Arc::new(Classification {
             classes: set.classes,
         }),
-        kernels: opts.kernels,
+        ops: opts.kernels.into(),
         device: device.clone(),
         vars: &vars,
     };
@@ -368,7 +369,8 @@ fn bench_train(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
 fn bench_infer(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result<Rates> {
     let device = Device::Cpu;
     let (_, vars) = build(which, opts, set, &device)?;
-    // Rebuild over detached copies of the parameters so no autograd graph is recorded.
+    // Rebuild over detached copies of the parameters so no autograd graph is recorded (a
+    // `BuildCtx` holds trainable variables, so this one image model is built directly).
     let frozen = vars
         .named_vars()?
         .into_iter()
@@ -378,7 +380,7 @@ fn bench_infer(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
         &which.config(opts.steps),
         set.shape,
         set.classes,
-        opts.kernels,
+        opts.kernels.into(),
         VarBuilder::from_tensors(frozen, DType::F32, &device),
     )?;
     let mut stream = BatchStream::new(set, opts.batch, opts.seed + 1);

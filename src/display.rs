@@ -7,6 +7,7 @@ use base64::Engine;
 use polars::prelude::{AnyValue, DataFrame};
 
 use crate::frame::cell_text;
+use crate::metric::NamedValue;
 
 use crate::plot::Figure;
 use crate::train::RunOutcome;
@@ -119,7 +120,11 @@ fn outcome_table(m: &crate::Metrics) -> (Vec<String>, Vec<String>) {
             .best_epoch
             .map_or("-".to_string(), |e| e.to_string()),
     ];
-    for (column, v) in m.result_columns() {
+    for NamedValue {
+        name: column,
+        value: v,
+    } in m.result_columns()
+    {
         if column.starts_with("test") {
             cells.push(value(&column, Some(v)));
             heads.push(column);

@@ -7,6 +7,39 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A value under its column name (`train_acc`, `val_position_rmse`, `rate_lif1`); stored as a
+/// `[name, value]` pair in checkpoints and JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "(String, f64)", into = "(String, f64)")]
+pub struct NamedValue {
+    /// The column (or metric) name.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+}
+
+impl NamedValue {
+    /// `value` under `name`.
+    pub fn new(name: impl Into<String>, value: f64) -> NamedValue {
+        NamedValue {
+            name: name.into(),
+            value,
+        }
+    }
+}
+
+impl From<(String, f64)> for NamedValue {
+    fn from((name, value): (String, f64)) -> Self {
+        NamedValue { name, value }
+    }
+}
+
+impl From<NamedValue> for (String, f64) {
+    fn from(v: NamedValue) -> Self {
+        (v.name, v.value)
+    }
+}
+
 /// Direction of improvement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -12,18 +12,18 @@ pub use crate::config::{
     from_yaml_str, ConfigStore, DataConfig, EncoderConfig, ExperimentConfig, Kernels, LeakyConfig,
     ModelConfig, Reset, Surrogate,
 };
-pub use crate::data::{load as load_data, Dataset, InputShape, MetricSums, Split, Task};
+pub use crate::data::{load as load_data, Batch, Dataset, InputShape, MetricSums, Split, Task};
 pub use crate::display::{Markdown, NotebookDisplay, Png};
 pub use crate::metric::{MetricSpec, Mode, Objective};
 pub use crate::nn::neuron::{
     leaky_step, surrogate_grad, Leaky, LeakyParams, LeakyState, NeuronDynamics, Scan,
 };
-pub use crate::nn::{BuildCtx, Network, NoProbe, Probe, SeededVarMap, Step, Traces};
+pub use crate::nn::{BuildCtx, Network, NoProbe, Ops, Probe, SeededVarMap, Step, Traces};
 pub use crate::plot::{Figure, FinalMetric, LearningCurves, Lines, MembraneTrace, SpikeRaster};
 pub use crate::report::{replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions};
 pub use crate::runs::{scan, RunScan};
 pub use crate::state::ProjectStore;
-pub use crate::stats::{paired_comparisons, summarize, Group};
+pub use crate::stats::{paired_comparisons, summarize, Group, Pair};
 pub use crate::train::{build_run, evaluate, load_trained, train, train_with, TrainOptions};
 pub use crate::{Experiment, Metrics, RunDir, RunOutcome, RunStatus};
 pub use candle_core::{DType, Device, Tensor};

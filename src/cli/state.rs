@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use autoresearch::cluster::Ledger;
 use autoresearch::runs::scan;
-use autoresearch::state::{Phase, ProjectStore, RunRow, Timestamp};
+use autoresearch::state::{IterationResults, Phase, ProjectStore, RunRow, Timestamp};
 use autoresearch::{Error, Result};
 use clap::{Args, Subcommand};
 use polars::prelude::DataFrame;
@@ -248,7 +248,12 @@ fn runs_frame(root: &Path) -> Result<DataFrame> {
 fn refresh(store: &ProjectStore, slug: &str, root: &Path, now: &Timestamp) -> Result<()> {
     let runs = RunRow::from_frame(&runs_frame(root)?, &store.project(slug)?.metric)?;
     let done = store.refresh(slug, &runs, &root.display().to_string(), now)?;
-    for (number, config, results) in &done.results {
+    for IterationResults {
+        iteration: number,
+        config,
+        variants: results,
+    } in &done.results
+    {
         if results.is_empty() {
             let mut found: Vec<&str> = runs
                 .iter()

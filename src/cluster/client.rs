@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::executor::{Change, Executor, Failure, MonitorOptions, MonitorReport, Workspace};
+use super::executor::{
+    Change, Executor, Failure, MonitorOptions, MonitorReport, Resubmission, Workspace,
+};
 use super::ledger::{now, JobState, Ledger, LedgerJob, Resources};
 use super::profile::{ClusterProfile, Scheduler};
 use super::remote::{LocalShell, Remote};
@@ -553,7 +555,10 @@ impl Executor for Cluster {
                     .unwrap_or_default();
                 self.ledger
                     .update(old, |j| j.resubmitted_as = Some(new.clone()))?;
-                report.resubmitted.push((old.clone(), new));
+                report.resubmitted.push(Resubmission {
+                    old: old.clone(),
+                    new,
+                });
             }
         }
         report.active = self

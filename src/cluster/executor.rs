@@ -103,14 +103,23 @@ pub struct MonitorReport {
     pub changes: Vec<Change>,
     /// Files fetched from finished jobs' run directories.
     pub fetched: FetchReport,
-    /// `(old id, new id)` of each resubmitted job.
-    pub resubmitted: Vec<(String, String)>,
+    /// Each resubmitted job.
+    pub resubmitted: Vec<Resubmission>,
     /// Jobs that failed by themselves (not resubmitted: the same input would fail again).
     pub failures: Vec<Failure>,
     /// Interrupted jobs not resubmitted because their runs used up the retries.
     pub gave_up: Vec<String>,
     /// Jobs still queued or running after this round.
     pub active: usize,
+}
+
+/// A job sent again after an interruption, to resume from its checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resubmission {
+    /// The interrupted job's id.
+    pub old: String,
+    /// The new job's id.
+    pub new: String,
 }
 
 impl MonitorReport {
@@ -132,7 +141,7 @@ impl std::fmt::Display for MonitorReport {
         if !self.fetched.copied.is_empty() || !self.fetched.kept_newer_local.is_empty() {
             writeln!(f, "fetched: {}", self.fetched)?;
         }
-        for (old, new) in &self.resubmitted {
+        for Resubmission { old, new } in &self.resubmitted {
             writeln!(
                 f,
                 "resubmitted {old} as {new} (resumes from its checkpoint)"

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use super::executor::{Change, Executor, Failure, MonitorOptions, MonitorReport, Workspace};
+use super::executor::{
+    Change, Executor, Failure, MonitorOptions, MonitorReport, Resubmission, Workspace,
+};
 use super::ledger::{now, JobState, Ledger, LedgerJob};
 use super::sweep::Sweep;
 use crate::error::{Error, Result};
@@ -348,7 +350,10 @@ impl Executor for LocalExecutor {
                 self.enqueue(vec![(new_job, new_task)])?;
                 self.ledger
                     .update(&job.id, |j| j.resubmitted_as = Some(new_id.clone()))?;
-                report.resubmitted.push((job.id.clone(), new_id));
+                report.resubmitted.push(Resubmission {
+                    old: job.id.clone(),
+                    new: new_id,
+                });
             }
         }
         report.active = self.waiting.len() + self.running.len();

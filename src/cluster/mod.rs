@@ -26,7 +26,8 @@ pub mod walltime;
 
 pub use client::{Cluster, SetupReport};
 pub use executor::{
-    parse_duration, Change, Executor, Failure, MonitorOptions, MonitorReport, Workspace,
+    parse_duration, Change, Executor, Failure, MonitorOptions, MonitorReport, Resubmission,
+    Workspace,
 };
 pub use ledger::{JobState, Ledger, LedgerJob, Resources, Transition};
 pub use local::LocalExecutor;

@@ -8,6 +8,7 @@ mod schema;
 mod spiking;
 mod sweep;
 pub mod validate;
+mod validate_model;
 
 pub use compose::{
     from_yaml_str, load_yaml, merge, set_path, typed, typed_unchecked, variant_name, Composed,

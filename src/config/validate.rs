@@ -12,9 +12,11 @@ pub fn validate(cfg: &ExperimentConfig) -> Result<()> {
     optimizer(&cfg.optimizer)?;
     scheduler(&cfg.scheduler)?;
     data(&cfg.data)?;
-    let (task, input, _) = crate::data::task_for(&cfg.data)?;
+    super::validate_model::values(&cfg.model)?;
+    let (task, input, outputs) = crate::data::task_for(&cfg.data)?;
     model_fits_data(cfg, input)?;
     run_objectives(&*task, cfg.objective.as_ref(), cfg.early_stopping.as_ref())?;
+    super::validate_model::dry_build(cfg, task, input, outputs)?;
     if let Some(es) = &cfg.early_stopping {
         non_negative("early_stopping.min_delta", es.min_delta)?;
     }

@@ -15,7 +15,7 @@
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 
-use super::dataset::{hash_f32, Dataset, InputShape, Split};
+use super::dataset::{hash_f32, Batch, Dataset, InputShape, Split};
 use super::task::StepLabelling;
 use crate::config::BitTaskConfig;
 use crate::error::{Error, Result};
@@ -168,7 +168,7 @@ impl Split for BitSplit {
         self.len
     }
 
-    fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
+    fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch> {
         let (t_len, b) = (self.gen.steps, indices.len());
         let mut x = vec![0f32; t_len * b];
         let mut y = vec![0f32; t_len * b];
@@ -179,10 +179,10 @@ impl Split for BitSplit {
                 y[t * b + col] = f32::from(target[t]);
             }
         }
-        Ok((
-            Tensor::from_vec(x, (t_len, b, 1), device)?,
-            Tensor::from_vec(y, (t_len, b, 1), device)?,
-        ))
+        Ok(Batch {
+            input: Tensor::from_vec(x, (t_len, b, 1), device)?,
+            target: Tensor::from_vec(y, (t_len, b, 1), device)?,
+        })
     }
 
     fn fingerprint(&self, i: usize) -> u64 {
@@ -288,10 +288,13 @@ mod tests {
     #[test]
     fn batches_are_time_first_and_reproducible() -> Result<()> {
         let data = dataset("copy", &cfg(2, None, 10))?;
-        let (x, y) = data.train.batch(&[3, 1], &Device::Cpu)?;
+        let Batch {
+            input: x,
+            target: y,
+        } = data.train.batch(&[3, 1], &Device::Cpu)?;
         assert_eq!(x.dims(), [10, 2, 1]);
         assert_eq!(y.dims(), [10, 2, 1]);
-        let (x2, _) = data.train.batch(&[3, 1], &Device::Cpu)?;
+        let x2 = data.train.batch(&[3, 1], &Device::Cpu)?.input;
         assert_eq!(x.to_vec3::<f32>()?, x2.to_vec3::<f32>()?);
         let xs = x.to_vec3::<f32>()?;
         let ys = y.to_vec3::<f32>()?;

@@ -23,11 +23,20 @@ pub trait Split: Send + Sync {
     /// The samples at `indices`, stacked.
     ///
     /// # Shapes
-    /// Images: (`[B, C, H, W]` f32, `[B]` u32 labels). Sequences (time first):
-    /// (`[T, B, S]` f32 inputs, `[T, B, R]` f32 targets).
-    fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)>;
+    /// Images: input `[B, C, H, W]` f32, target `[B]` u32 labels. Sequences (time first):
+    /// input `[T, B, S]` f32, target `[T, B, R]` f32.
+    fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch>;
     /// A hash of sample `i`'s content (input and target), for disjointness checks.
     fn fingerprint(&self, i: usize) -> u64;
+}
+
+/// A batch of samples: what the network reads and what it is scored against.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The network's input (images, or time-first sequences).
+    pub input: Tensor,
+    /// Labels or per-step targets.
+    pub target: Tensor,
 }
 
 /// What one sample's input looks like.
@@ -205,7 +214,7 @@ impl Split for ImageSet {
     fn len(&self) -> usize {
         ImageSet::len(self)
     }
-    fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
+    fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch> {
         ImageSet::batch(self, indices, device)
     }
     fn fingerprint(&self, i: usize) -> u64 {

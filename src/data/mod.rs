@@ -11,7 +11,7 @@ pub mod locate;
 pub mod path_integration;
 pub mod task;
 
-pub use dataset::{check_disjoint, hash_f32, load, task_for, Dataset, InputShape, Split};
+pub use dataset::{check_disjoint, hash_f32, load, task_for, Batch, Dataset, InputShape, Split};
 pub use images::{epoch_permutation, load_splits, load_splits_from, ImageSet, Splits};
 pub use locate::{DataSearch, DatasetFiles, DATA_ENV};
 pub use task::{Classification, MetricSums, StepLabelling, Task};

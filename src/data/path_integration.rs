@@ -19,11 +19,11 @@ use candle_nn::ops::sigmoid;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use super::dataset::{hash_f32, Dataset, Split};
+use super::dataset::{hash_f32, Batch, Dataset, Split};
 use super::task::{mse, MetricSums, Task};
 use crate::config::{PathIntegrationConfig, PathTargets};
 use crate::error::{Error, Result};
-use crate::metric::{MetricSpec, Mode};
+use crate::metric::{MetricSpec, Mode, NamedValue};
 
 /// Input channels: speed and turn rate.
 pub const INPUT_CHANNELS: usize = 2;
@@ -290,24 +290,25 @@ impl Task for PathTask {
         Ok(())
     }
 
-    fn finish(&self, sums: &MetricSums) -> Vec<(String, f64)> {
+    fn finish(&self, sums: &MetricSums) -> Vec<NamedValue> {
         let heading = sums.mean("heading_error");
         let mut out = vec![
-            ("heading_error".to_string(), heading),
-            ("heading_error_deg".to_string(), heading.to_degrees()),
-            ("position_rmse".to_string(), sums.mean("position_sq").sqrt()),
-            (
-                "final_displacement_error".to_string(),
+            NamedValue::new("heading_error", heading),
+            NamedValue::new("heading_error_deg", heading.to_degrees()),
+            NamedValue::new("position_rmse", sums.mean("position_sq").sqrt()),
+            NamedValue::new(
+                "final_displacement_error",
                 sums.mean("final_displacement_error"),
             ),
-            (
-                "final_home_vector_cosine".to_string(),
+            NamedValue::new(
+                "final_home_vector_cosine",
                 sums.mean("final_home_vector_cosine"),
             ),
         ];
         if self.targets == PathTargets::PolarBump {
-            out.push(("home_bearing_error".into(), sums.mean("home_bearing_error")));
-            out.push(("bump_mse".into(), sums.mean("bump_mse")));
+            for name in ["home_bearing_error", "bump_mse"] {
+                out.push(NamedValue::new(name, sums.mean(name)));
+            }
         }
         out
     }
@@ -363,7 +364,7 @@ impl Split for PathSplit {
         self.len
     }
 
-    fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
+    fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch> {
         let (t_len, b, r) = (self.steps, indices.len(), self.task.outputs());
         let mut x = vec![0f32; t_len * b * INPUT_CHANNELS];
         let mut y = vec![0f32; t_len * b * r];
@@ -381,10 +382,10 @@ impl Split for PathSplit {
                 y[at..at + r].copy_from_slice(&row);
             }
         }
-        Ok((
-            Tensor::from_vec(x, (t_len, b, INPUT_CHANNELS), device)?,
-            Tensor::from_vec(y, (t_len, b, r), device)?,
-        ))
+        Ok(Batch {
+            input: Tensor::from_vec(x, (t_len, b, INPUT_CHANNELS), device)?,
+            target: Tensor::from_vec(y, (t_len, b, r), device)?,
+        })
     }
 
     fn fingerprint(&self, i: usize) -> u64 {
@@ -534,14 +535,16 @@ mod tests {
         let (_, s200) = &data.tests[2];
         let (_, noisy) = &data.tests[3];
         let dev = Device::Cpu;
-        let ((x0, _), (x1, y1)) = (s200.batch(&[0], &dev)?, noisy.batch(&[0], &dev)?);
+        let (x0, noisy) = (s200.batch(&[0], &dev)?.input, noisy.batch(&[0], &dev)?);
+        let (x1, y1) = (noisy.input, noisy.target);
         assert_eq!(y1.dims(), [200, 1, 4]);
         assert_ne!(x0.to_vec3::<f32>()?, x1.to_vec3::<f32>()?);
-        let (_, clean_y) = PathSplit {
+        let clean_y = PathSplit {
             noise: 0.0,
             ..noisy_split(&cfg)
         }
-        .batch(&[0], &dev)?;
+        .batch(&[0], &dev)?
+        .target;
         assert_eq!(clean_y.to_vec3::<f32>()?, y1.to_vec3::<f32>()?);
         Ok(())
     }
@@ -571,7 +574,7 @@ mod tests {
                 noise: 0.0,
                 len: 4,
             };
-            let (_, y) = split.batch(&[0, 1, 2], &Device::Cpu)?;
+            let y = split.batch(&[0, 1, 2], &Device::Cpu)?.target;
             // a polar output is a logit: invert the bump's sigmoid
             let out = match targets {
                 PathTargets::Cartesian => y.clone(),
@@ -585,7 +588,7 @@ mod tests {
             let mut sums = MetricSums::default();
             task.accumulate(&out, &y, &mut sums)?;
             let m = task.finish(&sums);
-            for (name, v) in &m {
+            for NamedValue { name, value: v } in &m {
                 let want = if name == "final_home_vector_cosine" {
                     1.0
                 } else {

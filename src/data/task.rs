@@ -8,7 +8,7 @@ use std::fmt::Debug;
 
 use candle_core::{DType, Result, Tensor, D};
 
-use crate::metric::{MetricSpec, Mode, Objective};
+use crate::metric::{MetricSpec, Mode, NamedValue, Objective};
 
 /// Running sums of the declared metrics over batches: `(name, sum, weight)` in declaration
 /// order; the mean of a metric is `sum / weight` unless the task's `finish` says otherwise.
@@ -38,10 +38,10 @@ impl MetricSums {
     }
 
     /// Every metric's mean, in the order first added.
-    pub fn means(&self) -> Vec<(String, f64)> {
+    pub fn means(&self) -> Vec<NamedValue> {
         self.entries
             .iter()
-            .map(|(n, s, w)| (n.clone(), s / w))
+            .map(|(n, s, w)| NamedValue::new(n.clone(), s / w))
             .collect()
     }
 }
@@ -62,7 +62,7 @@ pub trait Task: Debug + Send + Sync {
     /// Adds this batch's sums of every metric other than the loss to `sums`.
     fn accumulate(&self, output: &Tensor, target: &Tensor, sums: &mut MetricSums) -> Result<()>;
     /// The value of every metric other than the loss from the sums of a whole split.
-    fn finish(&self, sums: &MetricSums) -> Vec<(String, f64)> {
+    fn finish(&self, sums: &MetricSums) -> Vec<NamedValue> {
         sums.means()
     }
 }

@@ -6,9 +6,8 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use super::layers::{conv2d, forward_stack, linear_stack};
 
 use super::activation::apply;
-use super::ffnn::forward_stack_fused;
-use super::fused;
-use crate::config::{Activation, CnnConfig, Kernels};
+use super::{fused, Ops};
+use crate::config::{Activation, CnnConfig};
 
 /// `[conv -> activation -> maxpool]* -> flatten -> [fc -> activation]* -> fc`; layers named
 /// `conv1`, `conv2`, ..., `fc1`, `fc2`, ...
@@ -18,31 +17,31 @@ pub struct Cnn {
     fcs: Vec<Linear>,
     pool: usize,
     activation: Activation,
-    fused: bool,
+    ops: Ops,
 }
 
 impl Cnn {
     /// Builds from conv layers, fully connected layers (the last is the classifier) and pool
-    /// size; `fused` picks the fused CPU kernels.
+    /// size, run under `ops`.
     pub fn new(
         convs: Vec<Conv2d>,
         fcs: Vec<Linear>,
         pool: usize,
         activation: Activation,
-        fused: bool,
+        ops: Ops,
     ) -> Self {
         Cnn {
             convs,
             fcs,
             pool,
             activation,
-            fused,
+            ops,
         }
     }
 
-    /// Whether the fused CPU kernels are used (where the input is a CPU `f32` tensor).
-    pub fn fused(&self) -> bool {
-        self.fused
+    /// The execution policy the network runs under.
+    pub fn ops(&self) -> Ops {
+        self.ops
     }
 
     /// Creates the layers under `vb` for `[C, H, W]` inputs and `classes` outputs.
@@ -50,7 +49,7 @@ impl Cnn {
         cfg: &CnnConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         let [mut c, mut h, mut w] = input;
@@ -86,13 +85,7 @@ impl Cnn {
         widths.extend(&cfg.fc_hidden);
         widths.push(classes);
         let fcs = linear_stack(&widths, &vb)?;
-        Ok(Cnn::new(
-            convs,
-            fcs,
-            pool,
-            cfg.activation,
-            kernels == Kernels::Fused,
-        ))
+        Ok(Cnn::new(convs, fcs, pool, cfg.activation, ops))
     }
 }
 
@@ -100,7 +93,7 @@ impl Module for Cnn {
     /// # Shapes
     /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if self.fused && fused::available(x) {
+        if self.ops.fuses(x) {
             return self.forward_fused(x);
         }
         let mut h = x.clone();
@@ -110,7 +103,7 @@ impl Module for Cnn {
                 h = super::pool::max_pool2d(&h, self.pool)?;
             }
         }
-        forward_stack(&self.fcs, self.activation, &h.flatten_from(1)?)
+        forward_stack(self.ops, &self.fcs, self.activation, &h.flatten_from(1)?)
     }
 }
 
@@ -143,6 +136,6 @@ impl Cnn {
                 h = fused::max_pool2d(&h, self.pool)?;
             }
         }
-        forward_stack_fused(&self.fcs, self.activation, &h.flatten_from(1)?)
+        forward_stack(self.ops, &self.fcs, self.activation, &h.flatten_from(1)?)
     }
 }

@@ -7,10 +7,9 @@ use candle_nn::{Linear, VarBuilder};
 use super::layers::linear;
 use super::neuron::Leaky;
 use super::probe::Probe;
-use super::readout::cross_entropy;
 use super::recurrent::Stack;
-use super::spiking::project;
-use crate::config::{EncoderConfig, HybridConfig, Kernels};
+use super::Ops;
+use crate::config::{EncoderConfig, HybridConfig};
 
 /// `fc1 -> lif1` over all `T` steps, spikes summed over windows of `window` steps (one RNN step
 /// per window), the stack `rnn.l<i>`, and `fc2` on its last hidden state.
@@ -22,7 +21,7 @@ pub struct Hybrid {
     rnn: Stack,
     fc2: Linear,
     encoder: EncoderConfig,
-    fused: bool,
+    ops: Ops,
 }
 
 impl Hybrid {
@@ -32,7 +31,7 @@ impl Hybrid {
         cfg: &HybridConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
         let steps = cfg.encoder.steps(input);
@@ -45,17 +44,16 @@ impl Hybrid {
         if cfg.spiking_hidden == 0 {
             candle_core::bail!("model.spiking_hidden: the spiking layer needs at least one neuron");
         }
-        let fused = kernels == Kernels::Fused;
         let n = cfg.spiking_hidden;
         let k = cfg.encoder.step_shape(input).iter().product();
         Ok(Hybrid {
             fc1: linear(k, n, vb.pp("fc1"))?,
-            lif1: Leaky::from_config(&cfg.neuron, &[n], fused, vb.pp("lif1"))?,
+            lif1: Leaky::from_config(&cfg.neuron, &[n], vb.pp("lif1"))?,
             window: cfg.window,
             rnn: Stack::from_config(&cfg.rnn, n, "model.rnn", &vb.pp("rnn"))?,
             fc2: linear(cfg.rnn.hidden, classes, vb.pp("fc2"))?,
             encoder: cfg.encoder,
-            fused,
+            ops,
         })
     }
 
@@ -69,7 +67,7 @@ impl Hybrid {
     /// # Shapes
     /// `logits`: `[B, classes]`, `labels`: `[B]` -> scalar.
     pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        cross_entropy(logits, labels, self.fused)
+        self.ops.cross_entropy(logits, labels)
     }
 
     /// Logits of an encoded batch, reporting the spiking layer to `probe` as `lif1`.
@@ -80,11 +78,13 @@ impl Hybrid {
     pub fn forward_probed(&self, input: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
         let (t, b) = (input.dim(0)?, input.dim(1)?);
         let x = input.reshape((t * b, ()))?;
-        let current = project(&self.fc1, &x, self.encoder.emits_spikes(), self.fused)?;
+        let current = self
+            .ops
+            .project(&self.fc1, &x, self.encoder.emits_spikes())?;
         let n = current.dim(1)?;
-        let spikes = self
-            .lif1
-            .forward_probed("lif1", &current.reshape((t, b, n))?, probe)?;
+        let spikes =
+            self.lif1
+                .forward_probed(self.ops, "lif1", &current.reshape((t, b, n))?, probe)?;
         if t % self.window != 0 {
             candle_core::bail!(
                 "input {:?}: {t} time steps do not split into windows of {}",
@@ -134,7 +134,7 @@ mod tests {
         let cfg = ModelConfig::Hybrid(config(slope, 2));
         let vars = SeededVarMap::new(8);
         let vb = vars.var_builder(DType::F64, &Device::Cpu);
-        let model = Model::from_config(&cfg, [1, 2, 2], 3, Kernels::Plain, vb)?;
+        let model = Model::from_config(&cfg, [1, 2, 2], 3, Ops::Plain, vb)?;
         let imgs = images(2, 2, 2)?;
         let x = model.encode(&imgs, 0)?;
         let labels = Tensor::new(&[2u32, 0], &Device::Cpu)?;
@@ -162,7 +162,7 @@ mod tests {
         assert!(fired > 0.1 && fired < 0.9, "fired {fired}");
         let mut rates = FiringRates::new();
         model.forward_probed(&x, &mut rates)?;
-        let names: Vec<String> = rates.rates().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = rates.rates().into_iter().map(|r| r.layer).collect();
         assert_eq!(names, ["lif1"]);
         Ok(())
     }
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn a_window_that_does_not_divide_the_steps_is_refused() {
         let vb = SeededVarMap::new(0).var_builder(DType::F32, &Device::Cpu);
-        let err = Hybrid::from_config(&config(25.0, 3), [1, 2, 2], 3, Kernels::Plain, vb).err();
+        let err = Hybrid::from_config(&config(25.0, 3), [1, 2, 2], 3, Ops::Plain, vb).err();
         assert!(format!("{err:?}").contains("model.window"), "{err:?}");
     }
 }

@@ -1,10 +1,11 @@
 //! Layer constructors with PyTorch's default initialisation, so results are comparable with the
 //! PyTorch reference: weights and biases uniform in `±1/sqrt(fan_in)` (kaiming_uniform, a=√5).
 
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
 
 use super::activation::apply;
+use super::Ops;
 use crate::config::Activation;
 
 fn torch_uniform(fan_in: usize) -> Init {
@@ -46,19 +47,23 @@ pub fn linear_stack(widths: &[usize], vb: &VarBuilder) -> candle_core::Result<Ve
         .collect()
 }
 
-/// Applies `layers` in turn with `activation` between them (none after the last).
+/// Applies `layers` in turn under `ops` with `activation` between them (none after the last;
+/// ReLU is fused into the layer before it when `ops` fuses).
 ///
 /// # Shapes
 /// `x`: `[B, in]` -> `[B, out]`.
 pub fn forward_stack(
+    ops: Ops,
     layers: &[Linear],
     activation: Activation,
     x: &Tensor,
 ) -> candle_core::Result<Tensor> {
     let mut h = x.clone();
     for (i, layer) in layers.iter().enumerate() {
-        h = layer.forward(&h)?;
-        if i + 1 < layers.len() {
+        let hidden = i + 1 < layers.len();
+        let relu = hidden && activation == Activation::Relu;
+        h = ops.linear(layer, &h, relu)?;
+        if hidden && !relu {
             h = apply(activation, &h)?;
         }
     }

@@ -18,6 +18,7 @@ pub mod layers;
 mod mean_predictor;
 mod network;
 pub mod neuron;
+mod ops;
 pub mod pool;
 mod probe;
 mod rate_rnn;
@@ -37,9 +38,9 @@ pub use hybrid::Hybrid;
 pub use init::SeededVarMap;
 pub use mean_predictor::MeanPredictor;
 pub use network::{build, BuildCtx, Builder, Network, Step};
-pub use probe::{FiringRates, LayerTrace, NoProbe, Probe, Traces};
+pub use ops::Ops;
+pub use probe::{FiringRates, LayerRate, LayerTrace, NoProbe, Probe, Traces};
 pub use rate_rnn::RateRnn;
-pub use readout::cross_entropy;
 pub use seq_rnn::SeqRnn;
 pub use sequence_rnn::SequenceRnn;
 pub use slstm_net::SlstmNet;
@@ -50,7 +51,7 @@ pub use srnn::Srnn;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::{EncoderConfig, Kernels, ModelConfig};
+use crate::config::{EncoderConfig, ModelConfig};
 
 /// Any model the config can name.
 #[derive(Debug, Clone)]
@@ -75,13 +76,13 @@ pub enum Model {
 
 impl Model {
     /// Builds the configured image model for `[C, H, W]` inputs and `classes` outputs under
-    /// `vb`; `kernels` chooses fused CPU kernels or plain tensor ops. Other kinds are built by
+    /// `vb`, run under `ops` (fused CPU kernels or plain tensor ops). Other kinds are built by
     /// [`build`].
     pub fn from_config(
         cfg: &ModelConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(match cfg {
@@ -89,24 +90,24 @@ impl Model {
                 c,
                 input.iter().product(),
                 classes,
-                kernels,
+                ops,
                 vb,
             )?),
-            ModelConfig::Cnn(c) => Model::Cnn(Cnn::from_config(c, input, classes, kernels, vb)?),
+            ModelConfig::Cnn(c) => Model::Cnn(Cnn::from_config(c, input, classes, ops, vb)?),
             ModelConfig::SnnFfnn(c) => {
-                Model::SnnFfnn(SnnFfnn::from_config(c, input, classes, kernels, vb)?)
+                Model::SnnFfnn(SnnFfnn::from_config(c, input, classes, ops, vb)?)
             }
             ModelConfig::SnnCnn(c) => {
-                Model::SnnCnn(SnnCnn::from_config(c, input, classes, kernels, vb)?)
+                Model::SnnCnn(SnnCnn::from_config(c, input, classes, ops, vb)?)
             }
-            ModelConfig::Srnn(c) => Model::Srnn(Srnn::from_config(c, input, classes, kernels, vb)?),
+            ModelConfig::Srnn(c) => Model::Srnn(Srnn::from_config(c, input, classes, ops, vb)?),
             ModelConfig::Slstm(c) => {
-                Model::Slstm(SlstmNet::from_config(c, input, classes, kernels, vb)?)
+                Model::Slstm(SlstmNet::from_config(c, input, classes, ops, vb)?)
             }
             ModelConfig::Hybrid(c) => {
-                Model::Hybrid(Hybrid::from_config(c, input, classes, kernels, vb)?)
+                Model::Hybrid(Hybrid::from_config(c, input, classes, ops, vb)?)
             }
-            ModelConfig::Rnn(c) => Model::Rnn(SeqRnn::from_config(c, input, classes, kernels, vb)?),
+            ModelConfig::Rnn(c) => Model::Rnn(SeqRnn::from_config(c, input, classes, ops, vb)?),
             other => candle_core::bail!(
                 "model kind {} is not an image model; build it with nn::build",
                 other.kind()
@@ -153,17 +154,12 @@ impl Model {
     /// The training loss of `scores` (from [`Model::forward`]) against class indices `labels`.
     pub fn loss(&self, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
         match self {
-            Model::Ffnn(m) if m.fused() && fused::available(scores) => {
-                fused::cross_entropy(scores, labels)
-            }
-            Model::Cnn(m) if m.fused() && fused::available(scores) => {
-                fused::cross_entropy(scores, labels)
-            }
-            Model::Ffnn(_) | Model::Cnn(_) => candle_nn::loss::cross_entropy(scores, labels),
-            Model::SnnFfnn(m) => m.stack().loss(scores, labels),
-            Model::SnnCnn(m) => m.head().loss(scores, labels),
-            Model::Srnn(m) => m.head().loss(scores, labels),
-            Model::Slstm(m) => m.head().loss(scores, labels),
+            Model::Ffnn(m) => m.ops().cross_entropy(scores, labels),
+            Model::Cnn(m) => m.ops().cross_entropy(scores, labels),
+            Model::SnnFfnn(m) => m.stack().loss(m.ops(), scores, labels),
+            Model::SnnCnn(m) => m.head().loss(m.ops(), scores, labels),
+            Model::Srnn(m) => m.head().loss(m.ops(), scores, labels),
+            Model::Slstm(m) => m.head().loss(m.ops(), scores, labels),
             Model::Hybrid(m) => m.loss(scores, labels),
             Model::Rnn(m) => m.loss(scores, labels),
         }

@@ -11,8 +11,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
 use super::probe::{NoProbe, Probe};
+use super::Ops;
 use super::SeededVarMap;
-use crate::config::{InputKind, Kernels, ModelConfig};
+use crate::config::{InputKind, ModelConfig};
 use crate::data::{InputShape, Task};
 use crate::error::{Error, Result};
 
@@ -25,8 +26,8 @@ pub struct BuildCtx<'a> {
     pub outputs: usize,
     /// The task the network is trained on.
     pub task: Arc<dyn Task>,
-    /// Fused CPU kernels or plain tensor ops (the execution policy, chosen once).
-    pub kernels: Kernels,
+    /// Fused CPU kernels or plain tensor ops (the execution policy, chosen once per run).
+    pub ops: Ops,
     /// Where the tensors live.
     pub device: Device,
     /// The parameters, drawn from the run seed and each parameter's name.
@@ -183,7 +184,7 @@ pub fn build(
                 cfg,
                 shape,
                 ctx.outputs,
-                ctx.kernels,
+                ctx.ops,
                 ctx.vb(),
             )?)
         }

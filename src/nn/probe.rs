@@ -57,13 +57,25 @@ impl FiringRates {
         Self::default()
     }
 
-    /// `(layer, mean firing rate)` in the order layers first reported.
-    pub fn rates(&self) -> Vec<(String, f64)> {
+    /// Each layer's mean firing rate, in the order layers first reported.
+    pub fn rates(&self) -> Vec<LayerRate> {
         self.layers
             .iter()
-            .map(|(name, sum, count)| (name.clone(), sum / (*count).max(1) as f64))
+            .map(|(name, sum, count)| LayerRate {
+                layer: name.clone(),
+                rate: sum / (*count).max(1) as f64,
+            })
             .collect()
     }
+}
+
+/// A spiking layer's mean firing rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRate {
+    /// The layer's name, e.g. `lif1`.
+    pub layer: String,
+    /// Spikes per neuron and time step, averaged over the batches seen.
+    pub rate: f64,
 }
 
 impl Probe for FiringRates {

@@ -6,6 +6,7 @@ use candle_nn::Init;
 
 use super::network::{BuildCtx, Network};
 use super::probe::Probe;
+use super::Ops;
 use crate::config::RateRnnConfig;
 
 /// Parameters: `j` `[N, N]`, `w_s` `[N, S]`, `b` `[N]`, `w_r` `[R, N]`, `o` `[R]`, `x0` `[N]`.
@@ -19,8 +20,8 @@ pub struct RateRnn {
     x0: Tensor,
     /// Input channels `S` (the drive is divided by it).
     channels: usize,
-    /// Whether the fused recurrence runs where the tensors allow it.
-    fused: bool,
+    /// The execution policy (the fused recurrence where it runs).
+    ops: Ops,
 }
 
 impl RateRnn {
@@ -77,7 +78,7 @@ impl RateRnn {
             o,
             x0,
             channels,
-            fused: ctx.kernels == crate::config::Kernels::Fused,
+            ops: ctx.ops,
         })
     }
 
@@ -93,7 +94,7 @@ impl RateRnn {
             .matmul(&(self.w_s.t()? / self.channels as f64)?)?
             .broadcast_add(&self.b)?
             .reshape((t_len, batch, n))?;
-        if self.fused && super::fused::available(&drive) {
+        if self.ops.fuses(&drive) {
             return super::fused::tanh_rnn(&drive, &self.j, &self.x0);
         }
         let j_t = self.j.t()?;
@@ -127,12 +128,11 @@ impl Network for RateRnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Kernels;
     use crate::data::{InputShape, StepLabelling};
     use crate::nn::SeededVarMap;
     use candle_core::{DType, Device};
 
-    fn net(kernels: Kernels, vars: &SeededVarMap) -> crate::Result<RateRnn> {
+    fn net(ops: Ops, vars: &SeededVarMap) -> crate::Result<RateRnn> {
         let cfg: RateRnnConfig = crate::config::from_yaml_str("{hidden: 6, gain: 1.5}")?;
         let ctx = BuildCtx {
             input: InputShape::Sequence {
@@ -141,7 +141,7 @@ mod tests {
             },
             outputs: 1,
             task: std::sync::Arc::new(StepLabelling { scored_from: 2 }),
-            kernels,
+            ops,
             device: Device::Cpu,
             vars,
         };
@@ -157,9 +157,9 @@ mod tests {
             .to_dtype(DType::F32)?;
         let task = StepLabelling { scored_from: 2 };
         let mut results = Vec::new();
-        for kernels in [Kernels::Fused, Kernels::Plain] {
+        for ops in [Ops::Fused, Ops::Plain] {
             let vars = SeededVarMap::new(4);
-            let rnn = net(kernels, &vars)?;
+            let rnn = net(ops, &vars)?;
             let step = rnn.train_step(&s, &y, &task)?;
             let mut grads = Vec::new();
             for (name, var) in vars.named_vars()? {

@@ -3,18 +3,8 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::fused;
+use super::Ops;
 use crate::config::Readout;
-
-/// Mean cross-entropy of `logits` `[B, C]` against class indices `labels` `[B]`, by the fused
-/// kernel when `fused` and the tensors allow it.
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor, fused: bool) -> Result<Tensor> {
-    if fused && fused::available(logits) {
-        fused::cross_entropy(logits, labels)
-    } else {
-        candle_nn::loss::cross_entropy(logits, labels)
-    }
-}
 
 impl Readout {
     /// Class scores whose arg-max is the prediction.
@@ -37,20 +27,15 @@ impl Readout {
         }
     }
 
-    /// The training loss of `scores` against `labels` for a run of `steps` time steps.
+    /// The training loss of `scores` against `labels` for a run of `steps` time steps, its
+    /// cross-entropy computed under `ops`.
     ///
     /// # Shapes
     /// `scores`: `[B, C]`, `labels`: `[B]` (u32) -> scalar.
-    pub fn loss(
-        &self,
-        scores: &Tensor,
-        labels: &Tensor,
-        steps: usize,
-        fused: bool,
-    ) -> Result<Tensor> {
+    pub fn loss(&self, scores: &Tensor, labels: &Tensor, steps: usize, ops: Ops) -> Result<Tensor> {
         match *self {
             Readout::SpikeCountCe | Readout::MaxMembraneCe | Readout::FinalMembraneCe => {
-                cross_entropy(scores, labels, fused)
+                ops.cross_entropy(scores, labels)
             }
             Readout::SpikeCountMse {
                 correct_rate,
@@ -100,7 +85,7 @@ mod tests {
         assert_eq!(last.to_vec2::<f32>()?, vec![vec![0.1, 0.9]]);
         assert!(Readout::MaxMembraneCe.scores(&spikes, None).is_err());
         // CE of [3, 1] against class 1: log(e^3 + e^1) - 1
-        let ce = Readout::SpikeCountCe.loss(&count, &labels, 4, false)?;
+        let ce = Readout::SpikeCountCe.loss(&count, &labels, 4, Ops::Plain)?;
         let want = (3f64.exp() + 1f64.exp()).ln() - 1.0;
         assert!((ce.to_scalar::<f32>()? as f64 - want).abs() < 1e-6);
         // MSE: targets floor(0.8·4) = 3 for class 1, floor(0.2·4) = 0 for class 0
@@ -108,7 +93,7 @@ mod tests {
             correct_rate: 0.8,
             incorrect_rate: 0.2,
         }
-        .loss(&count, &labels, 4, false)?;
+        .loss(&count, &labels, 4, Ops::Plain)?;
         // ((3 - 0)² + (1 - 3)²) / 2 = 6.5
         assert!((mse.to_scalar::<f32>()? - 6.5).abs() < 1e-6);
         Ok(())

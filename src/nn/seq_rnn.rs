@@ -5,9 +5,9 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::layers::linear;
-use super::readout::cross_entropy;
 use super::recurrent::Stack;
-use crate::config::{EncoderConfig, Kernels, RnnConfig};
+use super::Ops;
+use crate::config::{EncoderConfig, RnnConfig};
 
 /// The stack `rnn.l<i>` over the encoded sequence and `fc` on its final hidden state.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct SeqRnn {
     rnn: Stack,
     fc: Linear,
     encoder: EncoderConfig,
-    fused: bool,
+    ops: Ops,
 }
 
 impl SeqRnn {
@@ -24,7 +24,7 @@ impl SeqRnn {
         cfg: &RnnConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
         let k = cfg.encoder.step_shape(input).iter().product();
@@ -32,7 +32,7 @@ impl SeqRnn {
             rnn: Stack::from_config(&cfg.stack, k, "model", &vb.pp("rnn"))?,
             fc: linear(cfg.stack.hidden, classes, vb.pp("fc"))?,
             encoder: cfg.encoder,
-            fused: kernels == Kernels::Fused,
+            ops,
         })
     }
 
@@ -46,7 +46,7 @@ impl SeqRnn {
     /// # Shapes
     /// `logits`: `[B, classes]`, `labels`: `[B]` -> scalar.
     pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        cross_entropy(logits, labels, self.fused)
+        self.ops.cross_entropy(logits, labels)
     }
 
     /// Logits of an encoded batch.
@@ -82,7 +82,7 @@ mod tests {
             });
             let vars = SeededVarMap::new(2);
             let vb = vars.var_builder(DType::F64, &Device::Cpu);
-            let model = Model::from_config(&cfg, [1, 4, 3], 3, Kernels::Plain, vb)?;
+            let model = Model::from_config(&cfg, [1, 4, 3], 3, Ops::Plain, vb)?;
             let x = model.encode(&images(2, 4, 3)?, 0)?;
             assert_eq!(x.dims(), &[4, 2, 3]);
             assert_eq!(model.forward(&x)?.dims(), &[2, 3]);

@@ -8,7 +8,8 @@ use super::neuron::Slstm;
 use super::probe::Probe;
 use super::spiking::SpikingStack;
 use super::srnn::{check_widths, output_head};
-use crate::config::{EncoderConfig, Kernels, SlstmConfig};
+use super::Ops;
+use crate::config::{EncoderConfig, SlstmConfig};
 
 /// SLSTM layers `slstm1, slstm2, ...` run one after the other over all steps, then the output
 /// layer `fc1 -> lif1` (Leaky) and its readout.
@@ -17,6 +18,7 @@ pub struct SlstmNet {
     layers: Vec<Slstm>,
     head: SpikingStack,
     encoder: EncoderConfig,
+    ops: Ops,
 }
 
 impl SlstmNet {
@@ -25,11 +27,10 @@ impl SlstmNet {
         cfg: &SlstmConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
         check_widths("model.hidden", &cfg.hidden)?;
-        let fused = kernels == Kernels::Fused;
         let mut width: usize = cfg.encoder.step_shape(input).iter().product();
         let mut layers = Vec::with_capacity(cfg.hidden.len());
         for (i, &n) in cfg.hidden.iter().enumerate() {
@@ -47,19 +48,24 @@ impl SlstmNet {
             (width, classes),
             1,
             cfg.encoder.steps(input),
-            fused,
             &vb,
         )?;
         Ok(SlstmNet {
             layers,
             head,
             encoder: cfg.encoder,
+            ops,
         })
     }
 
     /// The encoder turning images into this network's input.
     pub fn encoder(&self) -> &EncoderConfig {
         &self.encoder
+    }
+
+    /// The execution policy the network runs under.
+    pub fn ops(&self) -> Ops {
+        self.ops
     }
 
     /// The output layer (its readout gives the loss).
@@ -79,7 +85,7 @@ impl SlstmNet {
             x = layer.forward_probed(&format!("slstm{}", i + 1), &x, probe)?;
         }
         let spikes_in = !self.layers.is_empty() || self.encoder.emits_spikes();
-        self.head.forward_probed(&x, spikes_in, probe)
+        self.head.forward_probed(self.ops, &x, spikes_in, probe)
     }
 }
 
@@ -115,7 +121,7 @@ mod tests {
             });
             let vars = SeededVarMap::new(4);
             let vb = vars.var_builder(DType::F64, &Device::Cpu);
-            let model = Model::from_config(&cfg, [1, 5, 3], 3, Kernels::Plain, vb)?;
+            let model = Model::from_config(&cfg, [1, 5, 3], 3, Ops::Plain, vb)?;
             let imgs = images(2, 5, 3)?;
             let x = model.encode(&imgs, 0)?;
             let labels = Tensor::new(&[1u32, 2], &Device::Cpu)?;
@@ -139,7 +145,7 @@ mod tests {
             assert!(fired > 0.1 && fired < 0.9, "{reset:?}: fired {fired}");
             let mut rates = FiringRates::new();
             model.forward_probed(&x, &mut rates)?;
-            let names: Vec<String> = rates.rates().into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = rates.rates().into_iter().map(|r| r.layer).collect();
             assert_eq!(names, ["slstm1", "lif1"]);
         }
         Ok(())

@@ -1,14 +1,14 @@
 //! Spiking convolutional network (the reference's SNN-CNN: a Leaky layer after each conv and fc).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 use super::layers::{conv2d, linear_stack};
 use super::neuron::Neuron;
 use super::probe::Probe;
 use super::spiking::SpikingStack;
-use super::{fused, pool};
-use crate::config::{ConvOrder, EncoderConfig, Kernels, SnnCnnConfig};
+use super::{fused, Ops};
+use crate::config::{ConvOrder, EncoderConfig, SnnCnnConfig};
 
 /// `encoder -> [conv -> neuron -> pool]* -> flatten -> [fc -> neuron]* -> readout`, run layer
 /// by layer over all time steps (the `T·B` frames of a layer go through one convolution, or,
@@ -22,7 +22,7 @@ pub struct SnnCnn {
     pool: usize,
     order: ConvOrder,
     encoder: EncoderConfig,
-    fused: bool,
+    ops: Ops,
 }
 
 impl SnnCnn {
@@ -31,7 +31,7 @@ impl SnnCnn {
         cfg: &SnnCnnConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
         if cfg.encoder.is_row_code() {
@@ -40,7 +40,6 @@ impl SnnCnn {
                 cfg.encoder
             );
         }
-        let fused = kernels == Kernels::Fused;
         let pool = cfg.pool.max(1);
         let conv_cfg = Conv2dConfig {
             padding: cfg.padding,
@@ -71,7 +70,6 @@ impl SnnCnn {
             conv_neurons.push(Neuron::from_config(
                 &cfg.neuron,
                 &shape,
-                fused,
                 vb.pp(format!("lif{name}")),
             )?);
             (c, h, w) = (out, oh / pool, ow / pool);
@@ -84,7 +82,7 @@ impl SnnCnn {
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                Neuron::from_config(&cfg.neuron, &[n], fused, vb.pp(format!("lif{}", first + i)))
+                Neuron::from_config(&cfg.neuron, &[n], vb.pp(format!("lif{}", first + i)))
             })
             .collect::<Result<_>>()?;
         let head = SpikingStack {
@@ -92,7 +90,6 @@ impl SnnCnn {
             neurons,
             first,
             readout: cfg.readout,
-            fused,
             steps: cfg.encoder.steps(input),
         };
         Ok(SnnCnn {
@@ -102,7 +99,7 @@ impl SnnCnn {
             pool,
             order: cfg.order,
             encoder: cfg.encoder,
-            fused,
+            ops,
         })
     }
 
@@ -111,26 +108,21 @@ impl SnnCnn {
         &self.encoder
     }
 
+    /// The execution policy the network runs under.
+    pub fn ops(&self) -> Ops {
+        self.ops
+    }
+
     /// The fully connected head (its readout gives the loss).
     pub fn head(&self) -> &SpikingStack {
         &self.head
     }
 
-    fn conv(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
-        if self.fused && fused::available(x) {
-            fused::conv2d(x, conv.weight(), conv.bias(), conv.config().padding, false)
-        } else {
-            conv.forward(x)
-        }
-    }
-
     fn max_pool(&self, x: &Tensor) -> Result<Tensor> {
         if self.pool <= 1 {
             Ok(x.clone())
-        } else if self.fused && fused::available(x) {
-            fused::max_pool2d(x, self.pool)
         } else {
-            pool::max_pool2d(x, self.pool)
+            self.ops.max_pool2d(x, self.pool)
         }
     }
 
@@ -144,8 +136,7 @@ impl SnnCnn {
         x: &Tensor,
         probe: &dyn Probe,
     ) -> Result<Option<fused::ConvLifPoolSpec>> {
-        let usable = self.fused
-            && fused::available(x)
+        let usable = self.ops.fuses(x)
             && self.order == ConvOrder::ConvLifPool
             && !probe.wants_membrane()
             && probe.counts_suffice();
@@ -192,14 +183,14 @@ impl SnnCnn {
             }
             let (_, _, c, h, w) = x.dims5()?;
             let x4 = x.reshape((frames, c, h, w))?;
-            let current = self.conv(conv, &x4)?;
+            let current = self.ops.conv2d(conv, &x4)?;
             let current = match self.order {
                 ConvOrder::ConvLifPool => current,
                 ConvOrder::ConvPoolLif => self.max_pool(&current)?,
             };
             let (_, o, oh, ow) = current.dims4()?;
             let spikes = neuron
-                .forward_probed(&name, &current.reshape((t, b, o, oh, ow))?, probe)?
+                .forward_probed(self.ops, &name, &current.reshape((t, b, o, oh, ow))?, probe)?
                 .reshape((frames, o, oh, ow))?;
             let pooled = match self.order {
                 ConvOrder::ConvLifPool => self.max_pool(&spikes)?,
@@ -210,6 +201,6 @@ impl SnnCnn {
         }
         let x = x.reshape((t, b, ()))?;
         let spikes_in = !self.convs.is_empty() || self.encoder.emits_spikes();
-        self.head.forward_probed(&x, spikes_in, probe)
+        self.head.forward_probed(self.ops, &x, spikes_in, probe)
     }
 }

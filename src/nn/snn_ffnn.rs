@@ -7,7 +7,8 @@ use super::layers::linear_stack;
 use super::neuron::Neuron;
 use super::probe::Probe;
 use super::spiking::SpikingStack;
-use crate::config::{EncoderConfig, Kernels, SnnFfnnConfig};
+use super::Ops;
+use crate::config::{EncoderConfig, SnnFfnnConfig};
 
 /// `encoder -> [Linear -> spiking neuron]* -> readout`, run layer by layer over all time steps
 /// (exact for a feed-forward net, and one large product per layer); layers named `fc1, lif1, ...`.
@@ -15,12 +16,22 @@ use crate::config::{EncoderConfig, Kernels, SnnFfnnConfig};
 pub struct SnnFfnn {
     stack: SpikingStack,
     encoder: EncoderConfig,
+    ops: Ops,
 }
 
 impl SnnFfnn {
-    /// Builds from its layer stack and the encoder that feeds it.
-    pub fn new(stack: SpikingStack, encoder: EncoderConfig) -> Self {
-        SnnFfnn { stack, encoder }
+    /// Builds from its layer stack and the encoder that feeds it, run under `ops`.
+    pub fn new(stack: SpikingStack, encoder: EncoderConfig, ops: Ops) -> Self {
+        SnnFfnn {
+            stack,
+            encoder,
+            ops,
+        }
+    }
+
+    /// The execution policy the network runs under.
+    pub fn ops(&self) -> Ops {
+        self.ops
     }
 
     /// Creates the layers under `vb` for `[C, H, W]` images and `classes` outputs.
@@ -28,10 +39,9 @@ impl SnnFfnn {
         cfg: &SnnFfnnConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let fused = kernels == Kernels::Fused;
         let mut widths = vec![cfg.encoder.step_shape(input).iter().product()];
         widths.extend(&cfg.hidden);
         widths.push(classes);
@@ -39,19 +49,16 @@ impl SnnFfnn {
         let neurons = widths[1..]
             .iter()
             .enumerate()
-            .map(|(i, &n)| {
-                Neuron::from_config(&cfg.neuron, &[n], fused, vb.pp(format!("lif{}", i + 1)))
-            })
+            .map(|(i, &n)| Neuron::from_config(&cfg.neuron, &[n], vb.pp(format!("lif{}", i + 1))))
             .collect::<Result<_>>()?;
         let stack = SpikingStack {
             fcs,
             neurons,
             first: 1,
             readout: cfg.readout,
-            fused,
             steps: cfg.encoder.steps(input),
         };
-        Ok(SnnFfnn::new(stack, cfg.encoder))
+        Ok(SnnFfnn::new(stack, cfg.encoder, ops))
     }
 
     /// The encoder turning images into this network's input.
@@ -72,6 +79,6 @@ impl SnnFfnn {
         let (t, b) = (input.dim(0)?, input.dim(1)?);
         let x = input.reshape((t, b, ()))?;
         self.stack
-            .forward_probed(&x, self.encoder.emits_spikes(), probe)
+            .forward_probed(self.ops, &x, self.encoder.emits_spikes(), probe)
     }
 }

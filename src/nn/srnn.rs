@@ -7,8 +7,9 @@ use candle_nn::{Linear, VarBuilder};
 use super::layers::{linear, linear_stack};
 use super::neuron::{Leaky, Neuron, RLeaky};
 use super::probe::Probe;
-use super::spiking::{project, SpikingStack};
-use crate::config::{EncoderConfig, Kernels, LeakyConfig, Readout, SrnnConfig};
+use super::spiking::SpikingStack;
+use super::Ops;
+use crate::config::{EncoderConfig, LeakyConfig, Readout, SrnnConfig};
 
 /// Recurrent LIF layers `fc<i> -> lif<i>` (RLeaky) run one after the other over all steps,
 /// then the output layer `fc<n> -> lif<n>` (Leaky) and its readout.
@@ -18,7 +19,7 @@ pub struct Srnn {
     layers: Vec<RLeaky>,
     head: SpikingStack,
     encoder: EncoderConfig,
-    fused: bool,
+    ops: Ops,
 }
 
 /// Errors naming `key` when a layer width is zero.
@@ -37,17 +38,15 @@ pub(crate) fn output_head(
     (input, classes): (usize, usize),
     first: usize,
     steps: usize,
-    fused: bool,
     vb: &VarBuilder,
 ) -> Result<SpikingStack> {
     let fc = linear(input, classes, vb.pp(format!("fc{first}")))?;
-    let lif = Leaky::from_config(cfg, &[classes], fused, vb.pp(format!("lif{first}")))?;
+    let lif = Leaky::from_config(cfg, &[classes], vb.pp(format!("lif{first}")))?;
     Ok(SpikingStack {
         fcs: vec![fc],
         neurons: vec![Neuron::Leaky(lif)],
         first,
         readout,
-        fused,
         steps,
     })
 }
@@ -58,11 +57,10 @@ impl Srnn {
         cfg: &SrnnConfig,
         input: [usize; 3],
         classes: usize,
-        kernels: Kernels,
+        ops: Ops,
         vb: VarBuilder,
     ) -> Result<Self> {
         check_widths("model.hidden", &cfg.hidden)?;
-        let fused = kernels == Kernels::Fused;
         let mut widths = vec![cfg.encoder.step_shape(input).iter().product()];
         widths.extend(&cfg.hidden);
         let fcs = linear_stack(&widths, &vb)?;
@@ -86,7 +84,6 @@ impl Srnn {
             (last, classes),
             widths.len(),
             cfg.encoder.steps(input),
-            fused,
             &vb,
         )?;
         Ok(Srnn {
@@ -94,13 +91,18 @@ impl Srnn {
             layers,
             head,
             encoder: cfg.encoder,
-            fused,
+            ops,
         })
     }
 
     /// The encoder turning images into this network's input.
     pub fn encoder(&self) -> &EncoderConfig {
         &self.encoder
+    }
+
+    /// The execution policy the network runs under.
+    pub fn ops(&self) -> Ops {
+        self.ops
     }
 
     /// The output layer (its readout gives the loss).
@@ -117,11 +119,11 @@ impl Srnn {
         let mut x = input.reshape((t, b, ()))?;
         let mut spikes_in = self.encoder.emits_spikes();
         for (i, (fc, layer)) in self.fcs.iter().zip(&self.layers).enumerate() {
-            let current = project(fc, &x, spikes_in, self.fused)?;
+            let current = self.ops.project(fc, &x, spikes_in)?;
             x = layer.forward_probed(&format!("lif{}", i + 1), &current, probe)?;
             spikes_in = true;
         }
-        self.head.forward_probed(&x, spikes_in, probe)
+        self.head.forward_probed(self.ops, &x, spikes_in, probe)
     }
 }
 
@@ -187,7 +189,7 @@ pub(crate) mod tests {
             });
             let vars = SeededVarMap::new(3);
             let vb = vars.var_builder(DType::F64, &Device::Cpu);
-            let model = Model::from_config(&cfg, [1, 5, 3], 3, Kernels::Plain, vb)?;
+            let model = Model::from_config(&cfg, [1, 5, 3], 3, Ops::Plain, vb)?;
             let imgs = images(2, 5, 3)?;
             let x = model.encode(&imgs, 0)?;
             assert_eq!(x.dims(), &[5, 2, 3]);
@@ -206,7 +208,7 @@ pub(crate) mod tests {
             assert!(fired > 0.1 && fired < 0.9, "{recurrence:?}: fired {fired}");
             let mut rates = FiringRates::new();
             model.forward_probed(&x, &mut rates)?;
-            let names: Vec<String> = rates.rates().into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = rates.rates().into_iter().map(|r| r.layer).collect();
             assert_eq!(names, ["lif1", "lif2"]);
         }
         Ok(())
@@ -222,7 +224,7 @@ pub(crate) mod tests {
             readout: Readout::SpikeCountCe,
         };
         let vb = SeededVarMap::new(0).var_builder(DType::F32, &Device::Cpu);
-        let err = Srnn::from_config(&cfg, [1, 5, 3], 3, Kernels::Plain, vb).err();
+        let err = Srnn::from_config(&cfg, [1, 5, 3], 3, Ops::Plain, vb).err();
         assert!(format!("{err:?}").contains("model.hidden[1]"), "{err:?}");
         Ok(())
     }

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::DataFrame;
 
-use super::labels::{axis_label, integer_tick, short_labels};
+use super::labels::{axis_label, integer_tick, short_labels, ShortLabels};
 use super::{err, legend, padded_range, plane, Chart, FONT, PALETTE};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column};
@@ -92,7 +92,10 @@ impl LearningCurves {
             )));
         }
         let labels: Vec<String> = curves.iter().map(|c| c.label.clone()).collect();
-        let (experiment, short) = short_labels(&labels);
+        let ShortLabels {
+            experiment,
+            labels: short,
+        } = short_labels(&labels);
         for (c, label) in curves.iter_mut().zip(short) {
             c.label = label;
         }

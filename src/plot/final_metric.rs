@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::DataFrame;
 
-use super::labels::{axis_label, short_labels};
+use super::labels::{axis_label, short_labels, ShortLabels};
 use super::{err, padded_range, plane_with_x_area, Chart, FONT, PALETTE};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column};
@@ -83,7 +83,10 @@ impl FinalMetric {
             });
         }
         let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
-        let (experiment, short) = short_labels(&labels);
+        let ShortLabels {
+            experiment,
+            labels: short,
+        } = short_labels(&labels);
         for (p, label) in points.iter_mut().zip(short) {
             p.label = label;
         }

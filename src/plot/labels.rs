@@ -34,7 +34,7 @@ fn short_override(part: &str) -> String {
 /// the experiment when all groups share it is returned separately (for the title), overrides
 /// every group shares are dropped, and dotted keys keep their last segment unless that would
 /// make two labels equal.
-pub fn short_labels(labels: &[String]) -> (Option<String>, Vec<String>) {
+pub fn short_labels(labels: &[String]) -> ShortLabels {
     let split: Vec<(&str, &str)> = labels
         .iter()
         .map(|l| l.split_once('/').unwrap_or((l.as_str(), "")))
@@ -44,7 +44,7 @@ pub fn short_labels(labels: &[String]) -> (Option<String>, Vec<String>) {
         .map(|(e, _)| *e)
         .filter(|e| labels.len() > 1 && split.iter().all(|(x, _)| x == e));
     let Some(experiment) = shared_experiment else {
-        return (None, labels.to_vec());
+        return ShortLabels::unchanged(labels);
     };
     let parts: Vec<Vec<String>> = split.iter().map(|(_, v)| overrides(v)).collect();
     let common = |p: &String| parts.iter().all(|ps| ps.contains(p));
@@ -76,10 +76,32 @@ pub fn short_labels(labels: &[String]) -> (Option<String>, Vec<String>) {
         == short.len();
     let long = join(false);
     let long_distinct = long.iter().collect::<std::collections::BTreeSet<_>>().len() == long.len();
+    let shared = |labels| ShortLabels {
+        experiment: Some(experiment.to_string()),
+        labels,
+    };
     match (distinct, long_distinct) {
-        (true, _) => (Some(experiment.to_string()), short),
-        (false, true) => (Some(experiment.to_string()), long),
-        _ => (None, labels.to_vec()),
+        (true, _) => shared(short),
+        (false, true) => shared(long),
+        _ => ShortLabels::unchanged(labels),
+    }
+}
+
+/// What [`short_labels`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortLabels {
+    /// The experiment every group shares (for the title), if they share one.
+    pub experiment: Option<String>,
+    /// One label per group, in the input order.
+    pub labels: Vec<String>,
+}
+
+impl ShortLabels {
+    fn unchanged(labels: &[String]) -> ShortLabels {
+        ShortLabels {
+            experiment: None,
+            labels: labels.to_vec(),
+        }
     }
 }
 
@@ -112,15 +134,18 @@ mod tests {
             "mnist_ffnn_adam/epochs=2,model.hidden=[64,32],optimizer.lr=0.001".to_string(),
             "mnist_ffnn_adam/epochs=2,model.hidden=[64,32],optimizer.lr=0.003".to_string(),
         ];
-        let (exp, short) = short_labels(&labels);
-        assert_eq!(exp.as_deref(), Some("mnist_ffnn_adam"));
-        assert_eq!(short, ["lr=0.001", "lr=0.003"]);
+        let short = short_labels(&labels);
+        assert_eq!(short.experiment.as_deref(), Some("mnist_ffnn_adam"));
+        assert_eq!(short.labels, ["lr=0.001", "lr=0.003"]);
         // different experiments keep their full labels
         let mixed = vec!["a/default".to_string(), "b/default".to_string()];
-        assert_eq!(short_labels(&mixed), (None, mixed.clone()));
+        assert_eq!(short_labels(&mixed), ShortLabels::unchanged(&mixed));
         // a last segment that would collide keeps the whole key
         let clash = vec!["e/model.lr=1".to_string(), "e/optimizer.lr=1".to_string()];
-        assert_eq!(short_labels(&clash).1, ["model.lr=1", "optimizer.lr=1"]);
+        assert_eq!(
+            short_labels(&clash).labels,
+            ["model.lr=1", "optimizer.lr=1"]
+        );
         assert_eq!(integer_tick(&2.0), "2");
         assert_eq!(integer_tick(&2.5), "");
         assert_eq!(axis_label("val_acc", "fraction"), "val_acc (fraction)");

@@ -28,6 +28,7 @@ use crate::fsutil::write_atomic;
 
 pub use curves::{Curve, LearningCurves};
 pub use final_metric::{FinalMetric, MetricPoint};
+pub use labels::ShortLabels;
 pub use lines::Lines;
 pub use spikes::{MembraneTrace, SpikeRaster};
 
@@ -104,20 +105,36 @@ impl Figure {
         &self.png
     }
 
-    /// Pixel size `(width, height)`.
-    pub fn size(&self) -> (u32, u32) {
-        self.size
+    /// Width in pixels.
+    pub fn width_px(&self) -> u32 {
+        self.size.0
+    }
+
+    /// Height in pixels.
+    pub fn height_px(&self) -> u32 {
+        self.size.1
     }
 
     /// Writes `<dir>/<stem>.svg` and `<dir>/<stem>.png` (atomically) and returns their paths.
-    pub fn save(&self, dir: impl AsRef<Path>, stem: &str) -> Result<(PathBuf, PathBuf)> {
+    pub fn save(&self, dir: impl AsRef<Path>, stem: &str) -> Result<SavedFigure> {
         let dir = dir.as_ref();
-        let svg = dir.join(format!("{stem}.svg"));
-        let png = dir.join(format!("{stem}.png"));
-        write_atomic(&svg, self.svg.as_bytes())?;
-        write_atomic(&png, &self.png)?;
-        Ok((svg, png))
+        let saved = SavedFigure {
+            svg: dir.join(format!("{stem}.svg")),
+            png: dir.join(format!("{stem}.png")),
+        };
+        write_atomic(&saved.svg, self.svg.as_bytes())?;
+        write_atomic(&saved.png, &self.png)?;
+        Ok(saved)
     }
+}
+
+/// Where [`Figure::save`] wrote a figure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFigure {
+    /// The vector file, `<stem>.svg`.
+    pub svg: PathBuf,
+    /// The raster file, `<stem>.png`.
+    pub png: PathBuf,
 }
 
 /// Registers DejaVu Sans as [`FONT`] with plotters (once per process; plotters keeps fonts in

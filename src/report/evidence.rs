@@ -14,7 +14,7 @@ use crate::fsutil::write_atomic;
 use crate::metric::{MetricSpec, Mode};
 use crate::plot::{Figure, FinalMetric, LearningCurves};
 use crate::runs::{direction_text, metric_spec, metrics_column_names, Problem, RunScan};
-use crate::stats::{paired_comparisons, summarize, Group};
+use crate::stats::{paired_comparisons, summarize, Group, Pair};
 
 /// What a report covers and how it is labelled.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,11 +69,28 @@ pub struct EvidenceReport {
     pub summary: DataFrame,
     /// `paired_comparisons.csv`, when a baseline was given.
     pub paired: Option<DataFrame>,
-    /// Figures by file stem.
-    pub figures: Vec<(String, Figure)>,
+    /// Figures, each with its file stem.
+    pub figures: Vec<NamedFigure>,
+}
+
+/// A report's figure and the file stem it is saved under (`<stem>.svg`, `<stem>.png`).
+#[derive(Debug, Clone)]
+pub struct NamedFigure {
+    /// File stem, e.g. `learning_curves`.
+    pub stem: String,
+    /// The rendered figure.
+    pub figure: Figure,
 }
 
 impl EvidenceReport {
+    /// The figure saved as `stem` (`learning_curves`, `final_metric`), if the report has it.
+    pub fn figure(&self, stem: &str) -> Option<&Figure> {
+        self.figures
+            .iter()
+            .find(|f| f.stem == stem)
+            .map(|f| &f.figure)
+    }
+
     /// Builds the report of `options.groups` from a scan.
     pub fn build(scan: &RunScan, options: &ReportOptions) -> Result<EvidenceReport> {
         if options.groups.is_empty() {
@@ -125,11 +142,17 @@ impl EvidenceReport {
             let curve_metric = curve_metric(options, &runs)?;
             let unit = metric_spec(&runs, &curve_metric).map_or_else(|_| String::new(), |s| s.unit);
             let curves = LearningCurves::from_history(&history, &curve_metric)?.with_unit(unit);
-            figures.push(("learning_curves".to_string(), Figure::render(&curves)?));
+            figures.push(NamedFigure {
+                stem: "learning_curves".into(),
+                figure: Figure::render(&curves)?,
+            });
         }
         if summary.height() > 0 {
             let points = FinalMetric::from_frames(&summary, &runs)?.with_unit(spec.unit.clone());
-            figures.push(("final_metric".to_string(), Figure::render(&points)?));
+            figures.push(NamedFigure {
+                stem: "final_metric".into(),
+                figure: Figure::render(&points)?,
+            });
         }
         let frames = Frames {
             runs: &runs,
@@ -164,10 +187,10 @@ impl EvidenceReport {
         if let Some(p) = &self.paired {
             put("paired_comparisons.csv", &csv(p)?)?;
         }
-        for (stem, figure) in &self.figures {
-            let (svg, png) = figure.save(dir, stem)?;
-            written.push(svg);
-            written.push(png);
+        for NamedFigure { stem, figure } in &self.figures {
+            let saved = figure.save(dir, stem)?;
+            written.push(saved.svg);
+            written.push(saved.png);
         }
         Ok(written)
     }
@@ -207,7 +230,7 @@ fn curve_metric(options: &ReportOptions, runs: &DataFrame) -> Result<String> {
 }
 
 /// Every summary group other than the baseline, paired with the baseline.
-fn comparison_pairs(summary: &DataFrame, base: &Group) -> Result<Vec<(Group, Group)>> {
+fn comparison_pairs(summary: &DataFrame, base: &Group) -> Result<Vec<Pair>> {
     let (exp, var) = (
         str_column(summary, "experiment")?,
         str_column(summary, "variant")?,
@@ -218,13 +241,11 @@ fn comparison_pairs(summary: &DataFrame, base: &Group) -> Result<Vec<(Group, Gro
         .filter_map(|(e, v)| Some((e?, v?)))
         .filter(|(e, v)| !(*e == base.experiment && base.variant.as_ref().is_none_or(|b| b == v)))
         .map(|(e, v)| {
-            (
-                Group {
-                    experiment: e,
-                    variant: Some(v),
-                },
-                base.clone(),
-            )
+            let model = Group {
+                experiment: e,
+                variant: Some(v),
+            };
+            Pair::new(model, base.clone())
         })
         .collect())
 }
@@ -368,7 +389,7 @@ impl Context {
         options: &ReportOptions,
         spec: &MetricSpec,
         frames: Frames<'_>,
-        figures: &[(String, Figure)],
+        figures: &[NamedFigure],
         scan: &RunScan,
     ) -> Result<Context> {
         let format = Format {
@@ -380,7 +401,7 @@ impl Context {
         };
         let figure_refs = figures
             .iter()
-            .map(|(stem, _)| FigureRef {
+            .map(|NamedFigure { stem, .. }| FigureRef {
                 caption: stem.replace('_', " "),
                 file: format!("{stem}.svg"),
             })

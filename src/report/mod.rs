@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use evidence::{EvidenceReport, ReportOptions};
+pub use evidence::{EvidenceReport, NamedFigure, ReportOptions};
 pub use leaderboard::{
     replace_section, write_section, Annotation, Annotations, EntryStatus, Leaderboard,
 };

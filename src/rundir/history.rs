@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::metric::NamedValue;
+
 /// The columns of a version-1 (classification) `history.csv`, in order; a classification run
 /// of schema 2 writes the same header.
 pub const HISTORY_COLUMNS: &[&str] = &[
@@ -29,12 +31,12 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Training metrics other than the loss, by column name (`train_acc`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub train: Vec<(String, f64)>,
+    pub train: Vec<NamedValue>,
     /// Validation loss after the epoch.
     pub val_loss: f64,
     /// Validation metrics other than the loss, by column name (`val_acc`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub val: Vec<(String, f64)>,
+    pub val: Vec<NamedValue>,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     /// Wall time of the epoch (training and validation), seconds.
@@ -42,7 +44,7 @@ pub struct EpochRecord {
     /// Extra columns after the fixed ones, in order (`rate_<layer>`: mean validation firing
     /// rate of a spiking layer, spikes per neuron per step).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra: Vec<(String, f64)>,
+    pub extra: Vec<NamedValue>,
 }
 
 /// What a checkpoint's history holds: schema 2 records, or version-1 ones with `train_acc` and
@@ -54,23 +56,23 @@ struct RawEpochRecord {
     #[serde(default)]
     train_acc: Option<f64>,
     #[serde(default)]
-    train: Vec<(String, f64)>,
+    train: Vec<NamedValue>,
     val_loss: f64,
     #[serde(default)]
     val_acc: Option<f64>,
     #[serde(default)]
-    val: Vec<(String, f64)>,
+    val: Vec<NamedValue>,
     lr: f64,
     epoch_time_s: f64,
     #[serde(default)]
-    extra: Vec<(String, f64)>,
+    extra: Vec<NamedValue>,
 }
 
 impl From<RawEpochRecord> for EpochRecord {
     fn from(r: RawEpochRecord) -> Self {
-        let with = |mut cols: Vec<(String, f64)>, name: &str, v: Option<f64>| {
+        let with = |mut cols: Vec<NamedValue>, name: &str, v: Option<f64>| {
             if let Some(v) = v {
-                cols.insert(0, (name.to_string(), v));
+                cols.insert(0, NamedValue::new(name, v));
             }
             cols
         };
@@ -89,17 +91,17 @@ impl From<RawEpochRecord> for EpochRecord {
 
 impl EpochRecord {
     /// Every column of the row in `history.csv` order, `epoch` first.
-    pub fn columns(&self) -> Vec<(&str, f64)> {
+    pub fn columns(&self) -> Vec<NamedValue> {
         let mut out = vec![
-            ("epoch", self.epoch as f64),
-            ("train_loss", self.train_loss),
+            NamedValue::new("epoch", self.epoch as f64),
+            NamedValue::new("train_loss", self.train_loss),
         ];
-        out.extend(self.train.iter().map(|(n, v)| (n.as_str(), *v)));
-        out.push(("val_loss", self.val_loss));
-        out.extend(self.val.iter().map(|(n, v)| (n.as_str(), *v)));
-        out.push(("lr", self.lr));
-        out.push(("epoch_time_s", self.epoch_time_s));
-        out.extend(self.extra.iter().map(|(n, v)| (n.as_str(), *v)));
+        out.extend(self.train.iter().cloned());
+        out.push(NamedValue::new("val_loss", self.val_loss));
+        out.extend(self.val.iter().cloned());
+        out.push(NamedValue::new("lr", self.lr));
+        out.push(NamedValue::new("epoch_time_s", self.epoch_time_s));
+        out.extend(self.extra.iter().cloned());
         out
     }
 
@@ -107,17 +109,17 @@ impl EpochRecord {
     pub fn value(&self, name: &str) -> Option<f64> {
         self.columns()
             .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+            .find(|c| c.name == name)
+            .map(|c| c.value)
     }
 }
 
 /// Renders rows as CSV with a header (columns from the first row); floats in shortest
 /// round-trip form.
 pub fn to_csv(rows: &[EpochRecord]) -> String {
-    let header: Vec<&str> = match rows.first() {
-        Some(first) => first.columns().into_iter().map(|(n, _)| n).collect(),
-        None => HISTORY_COLUMNS.to_vec(),
+    let header: Vec<String> = match rows.first() {
+        Some(first) => first.columns().into_iter().map(|c| c.name).collect(),
+        None => HISTORY_COLUMNS.iter().map(|c| c.to_string()).collect(),
     };
     let mut out = header.join(",");
     out.push('\n');
@@ -126,7 +128,7 @@ pub fn to_csv(rows: &[EpochRecord]) -> String {
             .columns()
             .into_iter()
             .enumerate()
-            .map(|(i, (_, v))| {
+            .map(|(i, NamedValue { value: v, .. })| {
                 if i == 0 {
                     r.epoch.to_string()
                 } else {
@@ -181,7 +183,7 @@ pub fn parse_history_csv(text: &str) -> Result<Vec<EpochRecord>, String> {
             };
             let named = |range: std::ops::Range<usize>| {
                 range
-                    .map(|j| Ok((header[j].to_string(), num(j)?)))
+                    .map(|j| Ok(NamedValue::new(header[j], num(j)?)))
                     .collect::<Result<Vec<_>, String>>()
             };
             Ok(EpochRecord {
@@ -207,15 +209,18 @@ mod tests {
         let mut rows = vec![EpochRecord {
             epoch: 1,
             train_loss: 0.25,
-            train: vec![("train_acc".into(), 0.9)],
+            train: vec![NamedValue::new("train_acc", 0.9)],
             val_loss: 0.1 / 3.0,
-            val: vec![("val_acc".into(), 0.95)],
+            val: vec![NamedValue::new("val_acc", 0.95)],
             lr: 1e-3,
             epoch_time_s: 1.5,
             extra: Vec::new(),
         }];
         assert_eq!(parse_history_csv(&to_csv(&rows)), Ok(rows.clone()));
-        rows[0].extra = vec![("rate_lif1".into(), 0.125), ("rate_lif2".into(), 0.03)];
+        rows[0].extra = vec![
+            NamedValue::new("rate_lif1", 0.125),
+            NamedValue::new("rate_lif2", 0.03),
+        ];
         let text = to_csv(&rows);
         assert!(text.starts_with(
             "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s,rate_lif1,rate_lif2\n"
@@ -225,7 +230,7 @@ mod tests {
         let regression =
             "epoch,train_loss,val_loss,val_position_rmse,lr,epoch_time_s\n1,2,3,4,0.001,1.5\n";
         let rows = parse_history_csv(regression)?;
-        assert_eq!(rows[0].val, vec![("val_position_rmse".to_string(), 4.0)]);
+        assert_eq!(rows[0].val, vec![NamedValue::new("val_position_rmse", 4.0)]);
         assert!(rows[0].train.is_empty());
         assert_eq!(to_csv(&rows), regression);
         assert!(parse_history_csv(&format!("{}\n1,2\n", HISTORY_COLUMNS.join(","))).is_err());

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metric::{MetricSpec, Mode, Objective};
+use crate::metric::{MetricSpec, Mode, NamedValue, Objective};
 
 /// Version of the `metrics.json` / run-directory format written by this build.
 ///
@@ -116,9 +116,9 @@ impl Metrics {
         })
     }
 
-    /// Every result as a `(<split>_<metric>, value)` column; a version-1 file gives
+    /// Every result as a `<split>_<metric>` column; a version-1 file gives
     /// `val_acc` (the best), `test_acc` and `test_loss` where recorded.
-    pub fn result_columns(&self) -> Vec<(String, f64)> {
+    pub fn result_columns(&self) -> Vec<NamedValue> {
         if self.objective.is_some() || !self.results.is_empty() {
             return self
                 .results
@@ -126,7 +126,7 @@ impl Metrics {
                 .flat_map(|(split, values)| {
                     values
                         .iter()
-                        .map(move |(metric, v)| (format!("{split}_{metric}"), *v))
+                        .map(move |(metric, v)| NamedValue::new(format!("{split}_{metric}"), *v))
                 })
                 .collect();
         }
@@ -136,7 +136,7 @@ impl Metrics {
             ("test_loss", self.test_loss),
         ]
         .into_iter()
-        .filter_map(|(name, v)| v.map(|v| (name.to_string(), v)))
+        .filter_map(|(name, v)| v.map(|v| NamedValue::new(name, v)))
         .collect()
     }
 

@@ -171,7 +171,13 @@ fn find_run_dirs(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>
 fn runs_frame(records: &[RunRecord]) -> Result<DataFrame> {
     let results: Vec<BTreeMap<String, f64>> = records
         .iter()
-        .map(|r| r.metrics.result_columns().into_iter().collect())
+        .map(|r| {
+            r.metrics
+                .result_columns()
+                .into_iter()
+                .map(|c| (c.name, c.value))
+                .collect()
+        })
         .collect();
     let mut frame = metrics_columns(records, &results);
     objective_columns(&mut frame, records)?;
@@ -343,17 +349,17 @@ fn history_columns(records: &[RunRecord]) -> Vec<String> {
             names.push(name.to_string());
         }
     };
-    for (name, _) in epochs().flat_map(|e| e.train.iter()) {
-        add(&mut names, name);
+    for c in epochs().flat_map(|e| e.train.iter()) {
+        add(&mut names, &c.name);
     }
     add(&mut names, "val_loss");
-    for (name, _) in epochs().flat_map(|e| e.val.iter()) {
-        add(&mut names, name);
+    for c in epochs().flat_map(|e| e.val.iter()) {
+        add(&mut names, &c.name);
     }
     add(&mut names, "lr");
     add(&mut names, "epoch_time_s");
     let extras: BTreeSet<&str> = epochs()
-        .flat_map(|e| e.extra.iter().map(|(k, _)| k.as_str()))
+        .flat_map(|e| e.extra.iter().map(|c| c.name.as_str()))
         .collect();
     for name in extras {
         add(&mut names, name);

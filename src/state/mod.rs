@@ -40,11 +40,22 @@ pub struct ProjectStore {
     root: PathBuf,
 }
 
+/// One planned experiment's results, as [`ProjectStore::refresh`] computed them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IterationResults {
+    /// The iteration's number.
+    pub iteration: u32,
+    /// The experiment config the plan names.
+    pub config: String,
+    /// One result per variant.
+    pub variants: Vec<VariantResult>,
+}
+
 /// What [`ProjectStore::refresh`] computed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refreshed {
-    /// Per iteration and experiment: (iteration, config, results).
-    pub results: Vec<(u32, String, Vec<VariantResult>)>,
+    /// Per iteration and experiment, the results computed.
+    pub results: Vec<IterationResults>,
     /// The project's best valid result after the refresh.
     pub best: Option<BestResult>,
 }
@@ -422,7 +433,11 @@ impl ProjectStore {
                         });
                     }
                 }
-                all.push((number, plan.config.clone(), plan.results.clone()));
+                all.push(IterationResults {
+                    iteration: number,
+                    config: plan.config.clone(),
+                    variants: plan.results.clone(),
+                });
             }
             if !file.experiments.is_empty() {
                 file.results_computed_at = Some(now.clone());

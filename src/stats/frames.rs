@@ -264,20 +264,32 @@ struct SummaryColumns {
     seeds: Vec<String>,
 }
 
-/// Seed-paired comparisons of `metric` (any numeric `runs` column) for each `(model,
-/// baseline)` pair of groups: the seeds both have completed, `delta = model - baseline`
+/// Two groups compared seed by seed: `delta = model - baseline`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    /// The group under test.
+    pub model: Group,
+    /// The reference it is compared with.
+    pub baseline: Group,
+}
+
+impl Pair {
+    /// `model` against `baseline`.
+    pub fn new(model: Group, baseline: Group) -> Pair {
+        Pair { model, baseline }
+    }
+}
+
+/// Seed-paired comparisons of `metric` (any numeric `runs` column) for each [`Pair`] of
+/// groups: the seeds both have completed, `delta = model - baseline`
 /// ([`PAIRED_COLUMNS`]; for a lower-is-better metric a negative delta is an improvement). An
 /// error names a group with no completed runs or no seed in common with its baseline, or a
 /// pair whose metric improves in opposite directions (different tasks).
-pub fn paired_comparisons(
-    runs: &DataFrame,
-    metric: &str,
-    pairs: &[(Group, Group)],
-) -> Result<DataFrame> {
+pub fn paired_comparisons(runs: &DataFrame, metric: &str, pairs: &[Pair]) -> Result<DataFrame> {
     let completed = Completed::of(runs, metric)?;
     let mut labels = Vec::new();
     let mut tests: Vec<PairedTest> = Vec::new();
-    for (model, baseline) in pairs {
+    for Pair { model, baseline } in pairs {
         let ((me, mv), mrows) = completed.rows(model)?;
         let ((be, bv), brows) = completed.rows(baseline)?;
         agreed_spec(metric, [mrows.spec.clone(), brows.spec.clone()])?;

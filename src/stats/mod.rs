@@ -11,7 +11,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use crate::error::{Error, Result};
 use crate::metric::Mode;
 
-pub use frames::{paired_comparisons, summarize, Group, PAIRED_COLUMNS, SUMMARY_COLUMNS};
+pub use frames::{paired_comparisons, summarize, Group, Pair, PAIRED_COLUMNS, SUMMARY_COLUMNS};
 pub use wilcoxon::{wilcoxon_signed_rank, Wilcoxon};
 
 /// Mean, sample spread and 95% interval of one sample.

@@ -40,7 +40,7 @@ pub fn build_run(cfg: &ExperimentConfig, custom: Option<Builder>) -> Result<Buil
         input: data.input,
         outputs: data.outputs,
         task: data.task.clone(),
-        kernels: cfg.kernels,
+        ops: cfg.kernels.into(),
         device: device.clone(),
         vars: &vars,
     };

@@ -4,9 +4,10 @@ use candle_core::{DType, Device};
 
 use super::on_pool;
 use crate::data::encode::batch_seed;
-use crate::data::{MetricSums, Split, Task};
+use crate::data::{Batch, MetricSums, Split, Task};
 use crate::error::Result;
-use crate::nn::{FiringRates, Network};
+use crate::metric::NamedValue;
+use crate::nn::{FiringRates, LayerRate, Network};
 
 /// Encoder stream of validation batches (training batches use the epoch index).
 pub const VAL_STREAM: u64 = u64::MAX;
@@ -19,9 +20,9 @@ pub struct Evaluation {
     /// Mean loss (the network's training loss).
     pub loss: f64,
     /// Every other declared metric of the task, by name without split (`acc`, ...).
-    pub metrics: Vec<(String, f64)>,
+    pub metrics: Vec<NamedValue>,
     /// Mean firing rate of each spiking layer (spikes per neuron per step), in layer order.
-    pub firing_rates: Vec<(String, f64)>,
+    pub firing_rates: Vec<LayerRate>,
 }
 
 impl Evaluation {
@@ -32,8 +33,8 @@ impl Evaluation {
         }
         self.metrics
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
+            .find(|m| m.name == name)
+            .map(|m| m.value)
     }
 }
 
@@ -53,7 +54,10 @@ pub fn evaluate(
         let mut sums = MetricSums::default();
         let mut rates = FiringRates::new();
         for (i, idx) in indices.chunks(batch_size.max(1)).enumerate() {
-            let (x, y) = split.batch(idx, device)?;
+            let Batch {
+                input: x,
+                target: y,
+            } = split.batch(idx, device)?;
             let input = net.encode(&x, batch_seed(seed, stream, i))?;
             let out = net.forward_probed(&input, &mut rates)?.detach();
             let loss = net.loss(&out, &y, task)?.to_dtype(DType::F32)?;

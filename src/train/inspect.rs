@@ -50,7 +50,7 @@ impl TrainedModel {
     pub fn record_traces(&self, cfg: &ExperimentConfig, n: usize) -> Result<Traces> {
         let val: &dyn Split = &*self.data.val;
         let indices: Vec<usize> = (0..n.min(val.len())).collect();
-        let (x, _) = val.batch(&indices, &self.device)?;
+        let x = val.batch(&indices, &self.device)?.input;
         let input = self.model.encode(&x, batch_seed(cfg.seed, VAL_STREAM, 0))?;
         let mut traces = Traces::default();
         self.model.forward_probed(&input, &mut traces)?;

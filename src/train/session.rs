@@ -13,8 +13,9 @@ use crate::config::{ExperimentConfig, Kernels};
 use crate::data::encode::batch_seed;
 use crate::data::epoch_permutation;
 use crate::data::task::run_objectives;
-use crate::data::MetricSums;
+use crate::data::{Batch, MetricSums};
 use crate::error::Result;
+use crate::metric::NamedValue;
 use crate::metric::{Mode, Objective};
 use crate::nn::Builder;
 use crate::rundir::{EpochRecord, Metrics, RunDir, RunStatus, SCHEMA_VERSION};
@@ -64,15 +65,11 @@ impl Session<'_> {
             let record = self.epoch(&run, &mut optimizer, &mut state, &progress)?;
             let epoch = record.epoch;
             let value = record.value(&objective.metric).unwrap_or(f64::NAN);
+            let extra = run.net.extra_state();
             if objective.mode.improves(value, state.best, 0.0) {
                 state.best = Some(value);
                 state.best_epoch = Some(epoch);
-                checkpoint::save_weights(
-                    &self.dir.best_checkpoint(),
-                    &run.params,
-                    &run.net.extra_state(),
-                    epoch,
-                )?;
+                checkpoint::save_weights(&self.dir.best_checkpoint(), &run.params, &extra, epoch)?;
             }
             if let (Some(es), Some(w)) = (&cfg.early_stopping, &watch) {
                 let v = super::early_stop::watched_value(&w.column, &record);
@@ -85,7 +82,7 @@ impl Session<'_> {
                 &self.dir.last_checkpoint(),
                 &self.dir.last_state_json(),
                 &run.params,
-                &run.net.extra_state(),
+                &extra,
                 &optimizer.state(),
                 &state,
             )?;
@@ -205,7 +202,10 @@ impl Session<'_> {
                 total_steps,
             );
             optimizer.set_learning_rate(lr);
-            let (x, y) = train.batch(idx, &run.device)?;
+            let Batch {
+                input: x,
+                target: y,
+            } = train.batch(idx, &run.device)?;
             let input = run
                 .net
                 .encode(&x, batch_seed(cfg.seed, state.epoch as u64, i))?;
@@ -232,10 +232,10 @@ impl Session<'_> {
         bar.finish();
         state.optimizer_step += steps_per_epoch as u64;
         let val = self.eval(run, &*run.data.val, VAL_STREAM)?;
-        let prefixed = |split: &str, values: Vec<(String, f64)>| -> Vec<(String, f64)> {
+        let prefixed = |split: &str, values: Vec<NamedValue>| -> Vec<NamedValue> {
             values
                 .into_iter()
-                .map(|(n, v)| (format!("{split}_{n}"), v))
+                .map(|m| NamedValue::new(format!("{split}_{}", m.name), m.value))
                 .collect()
         };
         Ok(EpochRecord {
@@ -249,7 +249,7 @@ impl Session<'_> {
             extra: val
                 .firing_rates
                 .into_iter()
-                .map(|(layer, rate)| (format!("rate_{layer}"), rate))
+                .map(|r| NamedValue::new(format!("rate_{}", r.layer), r.rate))
                 .collect(),
         })
     }
@@ -287,15 +287,15 @@ impl Session<'_> {
             .and_then(|e| state.history.iter().find(|r| r.epoch == e))
         {
             let mut val = std::collections::BTreeMap::from([("loss".to_string(), best.val_loss)]);
-            for (name, v) in &best.val {
-                val.insert(name.trim_start_matches("val_").to_string(), *v);
+            for m in &best.val {
+                val.insert(m.name.trim_start_matches("val_").to_string(), m.value);
             }
             results.insert("val".to_string(), val);
         }
         for (name, split) in &run.data.tests {
             let e = self.eval(run, &**split, TEST_STREAM)?;
             let mut values = std::collections::BTreeMap::from([("loss".to_string(), e.loss)]);
-            values.extend(e.metrics);
+            values.extend(e.metrics.into_iter().map(|m| (m.name, m.value)));
             results.insert(name.clone(), values);
         }
         self.sync_metrics(state, objective, RunStatus::Completed);
@@ -362,9 +362,10 @@ fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
         .columns()
         .into_iter()
         .skip(1)
-        .filter(|(n, _)| !matches!(*n, "lr" | "epoch_time_s") && !n.starts_with("rate_"))
-        .filter(|(n, _)| with_train || *n == "train_loss" || !n.starts_with("train_"))
-        .map(|(n, v)| format!("{n} {v:.4}"))
+        .filter(|c| !matches!(c.name.as_str(), "lr" | "epoch_time_s"))
+        .filter(|c| !c.name.starts_with("rate_"))
+        .filter(|c| with_train || c.name == "train_loss" || !c.name.starts_with("train_"))
+        .map(|c| format!("{} {:.4}", c.name, c.value))
         .collect();
     format!(
         "epoch {}/{epochs}: {} lr {:.3e} ({:.1}s)",

@@ -9,7 +9,7 @@ use autoresearch::report::{
     replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions,
 };
 use autoresearch::runs::scan;
-use autoresearch::stats::{paired_comparisons, summarize, Group, PAIRED_COLUMNS};
+use autoresearch::stats::{paired_comparisons, summarize, Group, Pair, PAIRED_COLUMNS};
 
 /// Best validation accuracy of seeds 0-4 of the three synthetic experiments.
 const A: [f64; 5] = [0.9712, 0.9698, 0.9731, 0.9705, 0.9720];
@@ -233,7 +233,10 @@ fn paired_comparisons_match_an_independent_computation() {
     let p = paired_comparisons(
         &found.runs,
         "best_val_acc",
-        &[(g("exp_b"), g("exp_a")), (g("exp_c"), g("exp_a"))],
+        &[
+            Pair::new(g("exp_b"), g("exp_a")),
+            Pair::new(g("exp_c"), g("exp_a")),
+        ],
     )
     .unwrap();
     let names: Vec<String> = p.get_column_names().iter().map(|c| c.to_string()).collect();
@@ -251,9 +254,13 @@ fn paired_comparisons_match_an_independent_computation() {
         vec![Some(5.0), Some(5.0)]
     );
     // a group with no completed runs is named in the error
-    let err = paired_comparisons(&found.runs, "best_val_acc", &[(g("nope"), g("exp_a"))])
-        .unwrap_err()
-        .to_string();
+    let err = paired_comparisons(
+        &found.runs,
+        "best_val_acc",
+        &[Pair::new(g("nope"), g("exp_a"))],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("nope") && err.contains("exp_a"), "{err}");
 }
 
@@ -387,9 +394,9 @@ fn figures_render_headless_with_the_bundled_font() {
     };
     let fig = Figure::render(&trace).unwrap();
     assert_png_and_svg(&fig, "membrane");
-    let (svg, png) = fig.save(tmp.path().join("figs"), "membrane").unwrap();
-    assert!(std::fs::metadata(svg).unwrap().len() > 2_000);
-    assert!(std::fs::metadata(png).unwrap().len() > 5_000);
+    let saved = fig.save(tmp.path().join("figs"), "membrane").unwrap();
+    assert!(std::fs::metadata(saved.svg).unwrap().len() > 2_000);
+    assert!(std::fs::metadata(saved.png).unwrap().len() > 5_000);
 }
 
 #[test]
@@ -740,7 +747,7 @@ fn a_lower_is_better_metric_picks_the_lowest_seed_and_mixed_directions_are_refus
     let p = paired_comparisons(
         &found.runs,
         "val_position_rmse",
-        &[(g("pi_lstm"), g("pi_rnn"))],
+        &[Pair::new(g("pi_lstm"), g("pi_rnn"))],
     )
     .unwrap();
     close(
@@ -751,7 +758,7 @@ fn a_lower_is_better_metric_picks_the_lowest_seed_and_mixed_directions_are_refus
     let err = paired_comparisons(
         &found.runs,
         "objective_best",
-        &[(g("pi_lstm"), g("mnist_cnn"))],
+        &[Pair::new(g("pi_lstm"), g("mnist_cnn"))],
     )
     .unwrap_err()
     .to_string();
@@ -817,7 +824,7 @@ fn report_of_a_lower_is_better_metric_states_its_direction_and_unit() {
         "{md}"
     );
     // the curves default to the runs' objective
-    let (_, curves) = &report.figures[0];
+    let curves = report.figure("learning_curves").unwrap();
     assert!(curves.svg().contains("val_position_rmse"));
     let by_seed = column_names(&report.by_seed);
     assert!(by_seed.contains(&"test_t200_position_rmse".to_string()));

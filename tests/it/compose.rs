@@ -169,3 +169,61 @@ fn saved_config_reads_back_identically() -> autoresearch::Result<()> {
     assert_eq!(&run.read_config()?, exp.config());
     Ok(())
 }
+
+/// Out-of-range model values and shapes that do not fit the data are refused when the config
+/// is composed, each naming its key, not when the network is built at train time.
+#[test]
+fn model_values_and_shapes_are_checked_at_compose_time() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "mnist_snn_ffnn_rate",
+            &["model.neuron.beta=1.5"],
+            "model.neuron.beta",
+        ),
+        (
+            "mnist_snn_ffnn_rate",
+            &["model.neuron.threshold=0"],
+            "model.neuron.threshold",
+        ),
+        (
+            "mnist_snn_ffnn_rate",
+            &["model.neuron.surrogate={kind: fast_sigmoid, slope: -1}"],
+            "model.neuron.surrogate.slope",
+        ),
+        (
+            "mnist_snn_ffnn_rate",
+            &["model.hidden=[64,0]"],
+            "model.hidden[1]",
+        ),
+        ("mnist_cnn_adam", &["model.pool=0"], "model.pool"),
+        (
+            "mnist_cnn_adam",
+            &["model.channels=[8,8,8,8,8]"],
+            "model.channels",
+        ),
+        (
+            "mnist_cnn_adam",
+            &["model.kernel_size=40"],
+            "model.channels",
+        ),
+        ("mnist_hybrid_gru_rate", &["model.window=7"], "model.window"),
+        (
+            "mnist_snn_cnn_rate",
+            &["model.encoder={kind: rows}"],
+            "model.encoder",
+        ),
+        ("copy_rate_rnn", &["model.gain=-1"], "model.gain"),
+        ("copy_rate_rnn", &["model.hidden=0"], "model.hidden"),
+    ];
+    for (experiment, overrides, key) in cases {
+        match Experiment::compose_in(&store(), experiment, *overrides) {
+            Err(Error::InvalidConfig { key: got, message }) => {
+                assert_eq!(got, *key, "{experiment} {overrides:?}: {message}")
+            }
+            other => panic!("{experiment} {overrides:?}: {other:?}"),
+        }
+    }
+    for experiment in ["mnist_cnn_adam", "mnist_hybrid_gru_rate", "copy_rate_rnn"] {
+        assert!(Experiment::compose_in(&store(), experiment, [""; 0]).is_ok());
+    }
+}

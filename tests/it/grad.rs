@@ -1,5 +1,5 @@
-use autoresearch::config::{Activation, CnnConfig, FfnnConfig, Kernels, ModelConfig};
-use autoresearch::nn::{Model, SeededVarMap};
+use autoresearch::config::{Activation, CnnConfig, FfnnConfig, ModelConfig};
+use autoresearch::nn::{Model, Ops, SeededVarMap};
 use candle_core::{DType, Device, Module, Tensor};
 
 /// Largest |central difference - autograd| over a sample of every parameter's entries.
@@ -10,7 +10,7 @@ fn worst_gradient_error(cfg: &ModelConfig, input: [usize; 3]) -> f64 {
         cfg,
         input,
         5,
-        Kernels::Plain,
+        Ops::Plain,
         vars.var_builder(DType::F64, &dev),
     )
     .unwrap();

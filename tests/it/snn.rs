@@ -1,9 +1,9 @@
 //! Spiking networks end to end: learning on real MNIST slices, the fused kernels against the
 //! plain tensor ops, exact resume with seeded spike encoding, firing rates and traces.
 
-use autoresearch::config::{Kernels, ModelConfig};
+use autoresearch::config::ModelConfig;
 use autoresearch::data::{load_splits, ImageSet};
-use autoresearch::nn::{Model, SeededVarMap};
+use autoresearch::nn::{Model, Ops, SeededVarMap};
 use autoresearch::rundir::parse_history_csv;
 use autoresearch::{Error, RunStatus, TrainOptions};
 use candle_core::{DType, Device, Module, Tensor, Var};
@@ -36,15 +36,15 @@ fn snn_ffnn_reaches_85_percent_on_a_5k_slice_in_two_epochs() {
     // history.csv carries each spiking layer's validation firing rate
     let text = std::fs::read_to_string(out.dir.history_path()).unwrap();
     let rows = parse_history_csv(&text).unwrap();
-    let names: Vec<&str> = rows[0].extra.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = rows[0].extra.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["rate_lif1", "rate_lif2", "rate_lif3"]);
-    for (name, rate) in &rows[1].extra {
-        assert!(*rate > 0.0 && *rate < 1.0, "{name} = {rate}");
+    for c in &rows[1].extra {
+        assert!(c.value > 0.0 && c.value < 1.0, "{} = {}", c.name, c.value);
     }
 }
 
-/// A model of `experiment` (with `overrides`) and its parameters, for `kernels`.
-fn model(experiment: &str, overrides: &[&str], kernels: Kernels) -> (Model, SeededVarMap) {
+/// A model of `experiment` (with `overrides`) and its parameters, under `ops`.
+fn model(experiment: &str, overrides: &[&str], ops: Ops) -> (Model, SeededVarMap) {
     let exp = compose(experiment, std::path::Path::new("/tmp"), overrides).unwrap();
     let cfg: &ModelConfig = &exp.config().model;
     let vars = SeededVarMap::new(3);
@@ -52,7 +52,7 @@ fn model(experiment: &str, overrides: &[&str], kernels: Kernels) -> (Model, Seed
         cfg,
         [1, 28, 28],
         10,
-        kernels,
+        ops,
         vars.var_builder(DType::F32, &Device::Cpu),
     )
     .unwrap();
@@ -81,7 +81,8 @@ fn mnist_batch(n: usize) -> (Tensor, Tensor) {
     let (name, images) = exp.config().data.images().unwrap();
     let set: ImageSet = load_splits(name, images, 0).unwrap().train;
     let idx: Vec<usize> = (0..n).collect();
-    set.batch(&idx, &Device::Cpu).unwrap()
+    let batch = set.batch(&idx, &Device::Cpu).unwrap();
+    (batch.input, batch.target)
 }
 
 /// Loss and gradients (by parameter name) of one batch.
@@ -113,8 +114,8 @@ fn loss_and_grads(
 
 fn assert_fused_matches_plain(experiment: &str, overrides: &[&str], batch: usize) {
     let (x, y) = mnist_batch(batch);
-    let (plain, plain_vars) = model(experiment, overrides, Kernels::Plain);
-    let (fused, fused_vars) = model(experiment, overrides, Kernels::Fused);
+    let (plain, plain_vars) = model(experiment, overrides, Ops::Plain);
+    let (fused, fused_vars) = model(experiment, overrides, Ops::Fused);
     quantize(&plain_vars);
     quantize(&fused_vars);
     let (lp, gp) = loss_and_grads(&plain, &plain_vars, &x, &y);
@@ -195,7 +196,7 @@ fn spiking_run_resumes_to_the_same_result_and_records_traces() {
                     r.val_loss,
                     r.value("val_acc").unwrap(),
                 ];
-                v.extend(r.extra.iter().map(|(_, x)| *x));
+                v.extend(r.extra.iter().map(|c| c.value));
                 v
             })
             .collect()
@@ -282,7 +283,7 @@ fn readme_leaky_steps_by_hand() {
     };
     let dev = Device::Cpu;
     let vb = candle_nn::VarBuilder::zeros(DType::F32, &dev);
-    let lif = Leaky::from_config(&LeakyConfig::default(), &[3], false, vb).unwrap();
+    let lif = Leaky::from_config(&LeakyConfig::default(), &[3], vb).unwrap();
     let input = Tensor::new(&[[0.5f32, 1.2, 0.0]], &dev).unwrap();
     let mut state = lif.zero_state(&input).unwrap();
     let mut raster = Vec::new();

@@ -306,9 +306,9 @@ fn results_come_from_run_directories_and_invalid_ones_leave_the_ranking() {
     let learn = &done
         .results
         .iter()
-        .find(|(n, c, _)| *n == 2 && c == "snn_learn")
+        .find(|r| r.iteration == 2 && r.config == "snn_learn")
         .unwrap()
-        .2;
+        .variants;
     assert_eq!(learn.len(), 1, "lr=0.01 has no completed run");
     let r = &learn[0];
     assert_eq!(
@@ -569,9 +569,9 @@ fn the_example_project_matches_its_run_directories() {
             let fresh = &done
                 .results
                 .iter()
-                .find(|(n, c, _)| *n == number && *c == plan.config)
+                .find(|r| r.iteration == number && r.config == plan.config)
                 .unwrap()
-                .2;
+                .variants;
             assert_eq!(plan.results.len(), fresh.len(), "{number} {}", plan.config);
             for (a, b) in plan.results.iter().zip(fresh) {
                 assert_eq!(

@@ -156,11 +156,12 @@ fn the_delta_rule_gradient_equals_autograd() {
         let noise = Tensor::randn(0f32, 0.01, var.shape(), &built.device).unwrap();
         var.set(&noise).unwrap();
     }
-    let (x, y) = built
+    let batch = built
         .data
         .train
         .batch(&[0, 1, 2, 3, 4, 5, 6, 7], &built.device)
         .unwrap();
+    let (x, y) = (batch.input, batch.target);
     let task = &*built.data.task;
     let own = built.net.train_step(&x, &y, task).unwrap();
     // autograd of the same loss through the default path

@@ -310,7 +310,7 @@ mod tests {
                 reset,
                 surrogate,
             };
-            let leaky = Leaky::new(params, false);
+            let leaky = Leaky::new(params);
             let spikes = leaky.scan_zero(&cur.reshape((t, b, o, h, h))?)?.0;
             let fired = spikes.sum_all()?.to_scalar::<f32>()? as u64;
             let want = crate::nn::pool::max_pool2d(&spikes.reshape((t * b, o, h, h))?, 2)?

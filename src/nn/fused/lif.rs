@@ -191,6 +191,7 @@ pub fn lif(current: &Tensor, beta: &Tensor, threshold: &Tensor, spec: LifSpec) -
 mod tests {
     use super::*;
     use crate::nn::neuron::{Leaky, LeakyParams, NeuronDynamics};
+    use crate::nn::Ops;
     use candle_core::{Device, Var};
 
     /// Deterministic values in `[lo, lo + span)`, multiples of 1/1024.
@@ -257,15 +258,12 @@ mod tests {
                         LifOutput::Membrane
                     };
                     let what = format!("{reset:?} {surrogate:?} {output:?} beta {:?}", beta.dims());
-                    let plain = Leaky::new(
-                        LeakyParams {
-                            beta: beta.as_tensor().clone(),
-                            threshold: thr.as_tensor().clone(),
-                            reset: reset,
-                            surrogate: *surrogate,
-                        },
-                        false,
-                    );
+                    let plain = Leaky::new(LeakyParams {
+                        beta: beta.as_tensor().clone(),
+                        threshold: thr.as_tensor().clone(),
+                        reset,
+                        surrogate: *surrogate,
+                    });
                     let (s, m) = plain.scan_zero(current.as_tensor())?;
                     let want = if output == LifOutput::Spikes { s } else { m };
                     let spec = LifSpec {
@@ -307,26 +305,14 @@ mod tests {
         let current = Var::from_vec(values(steps * batch * 60, 5, -0.2, 1.0), shape, &dev)?;
         let beta = Tensor::new(0.9f32, &dev)?;
         let thr = Var::from_vec(values(60, 6, 0.5, 0.5), (3, 4, 5), &dev)?;
-        let plain = Leaky::new(
-            LeakyParams {
-                beta: beta.clone(),
-                threshold: thr.as_tensor().clone(),
-                reset: Reset::Subtract,
-                surrogate: Surrogate::default(),
-            },
-            false,
-        );
-        let fused = Leaky::new(
-            LeakyParams {
-                beta: beta,
-                threshold: thr.as_tensor().clone(),
-                reset: Reset::Subtract,
-                surrogate: Surrogate::default(),
-            },
-            true,
-        );
-        let want = plain.scan_zero(current.as_tensor())?.0;
-        let got = fused.forward(current.as_tensor())?;
+        let layer = Leaky::new(LeakyParams {
+            beta,
+            threshold: thr.as_tensor().clone(),
+            reset: Reset::Subtract,
+            surrogate: Surrogate::default(),
+        });
+        let want = layer.forward(Ops::Plain, current.as_tensor())?;
+        let got = layer.forward(Ops::Fused, current.as_tensor())?;
         assert_eq!(got.dims(), want.dims());
         assert_eq!(
             got.flatten_all()?.to_vec1::<f32>()?,

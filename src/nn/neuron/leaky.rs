@@ -10,6 +10,7 @@ use super::NeuronDynamics;
 use crate::config::{LeakyConfig, Reset, Surrogate};
 use crate::nn::fused::{self, LifOutput, LifSpec};
 use crate::nn::probe::Probe;
+use crate::nn::Ops;
 
 /// The state a Leaky neuron carries from one step to the next.
 #[derive(Debug, Clone)]
@@ -54,7 +55,6 @@ pub fn leaky_step(
 #[derive(Debug, Clone)]
 pub struct Leaky {
     params: LeakyParams,
-    fused: bool,
 }
 
 /// A scalar parameter: learned (one per neuron, named `name` under `vb`) or a fixed constant.
@@ -78,9 +78,9 @@ pub(crate) fn constant(value: f64, dtype: DType, device: &Device) -> Result<Tens
 }
 
 impl Leaky {
-    /// Builds from its parameters; `fused` runs the whole scan as one kernel where it can.
-    pub fn new(params: LeakyParams, fused: bool) -> Self {
-        Leaky { params, fused }
+    /// Builds from its parameters.
+    pub fn new(params: LeakyParams) -> Self {
+        Leaky { params }
     }
 
     /// The parameters (β unclamped).
@@ -90,12 +90,7 @@ impl Leaky {
 
     /// Builds from config for neurons of shape `neurons` (`[N]`, or `[C, H, W]` after a conv);
     /// learned β and θ are named `beta` and `threshold` under `vb`.
-    pub fn from_config(
-        cfg: &LeakyConfig,
-        neurons: &[usize],
-        fused: bool,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    pub fn from_config(cfg: &LeakyConfig, neurons: &[usize], vb: VarBuilder) -> Result<Self> {
         let params = LeakyParams {
             beta: neuron_param(cfg.beta, cfg.learn_beta, neurons, "beta", &vb)?,
             threshold: neuron_param(
@@ -108,7 +103,7 @@ impl Leaky {
             reset: cfg.reset,
             surrogate: cfg.surrogate,
         };
-        Ok(Leaky::new(params, fused))
+        Ok(Leaky::new(params))
     }
 
     /// Scalar β (unclamped) and θ, reset and surrogate when both parameters are fixed
@@ -129,10 +124,6 @@ impl Leaky {
         )))
     }
 
-    fn uses_fused(&self, current: &Tensor) -> bool {
-        self.fused && fused::available(current)
-    }
-
     fn fused_scan(&self, current: &Tensor, output: LifOutput) -> Result<Tensor> {
         let spec = LifSpec {
             reset: self.params.reset,
@@ -147,24 +138,25 @@ impl Leaky {
         )
     }
 
-    /// Spikes over all steps from a zero membrane (fused kernel on CPU when enabled).
+    /// Spikes over all steps from a zero membrane (the whole scan as one kernel when `ops`
+    /// fuses `current`).
     ///
     /// # Shapes
     /// `current`: `[T, B, ...]` -> spikes `[T, B, ...]`.
-    pub fn forward(&self, current: &Tensor) -> Result<Tensor> {
-        if self.uses_fused(current) {
+    pub fn forward(&self, ops: Ops, current: &Tensor) -> Result<Tensor> {
+        if ops.fuses(current) {
             self.fused_scan(current, LifOutput::Spikes)
         } else {
             Ok(self.scan_zero(current)?.0)
         }
     }
 
-    /// Spikes and membranes over all steps, both differentiable.
+    /// Spikes and membranes over all steps under `ops`, both differentiable.
     ///
     /// # Shapes
     /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
-    pub fn forward_with_membrane(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
-        if self.uses_fused(current) {
+    pub fn forward_with_membrane(&self, ops: Ops, current: &Tensor) -> Result<(Tensor, Tensor)> {
+        if ops.fuses(current) {
             Ok((
                 self.fused_scan(current, LifOutput::Spikes)?,
                 self.fused_scan(current, LifOutput::Membrane)?,
@@ -180,16 +172,17 @@ impl Leaky {
     /// `current`: `[T, B, ...]` -> spikes `[T, B, ...]`.
     pub fn forward_probed(
         &self,
+        ops: Ops,
         name: &str,
         current: &Tensor,
         probe: &mut dyn Probe,
     ) -> Result<Tensor> {
         if probe.wants_membrane() {
-            let (spikes, mem) = self.forward_with_membrane(current)?;
+            let (spikes, mem) = self.forward_with_membrane(ops, current)?;
             probe.record(name, &spikes, Some(&mem))?;
             Ok(spikes)
         } else {
-            let spikes = self.forward(current)?;
+            let spikes = self.forward(ops, current)?;
             probe.record(name, &spikes, None)?;
             Ok(spikes)
         }
@@ -235,7 +228,7 @@ mod tests {
             reset,
             surrogate: Surrogate::default(),
         };
-        let layer = Leaky::new(params, false);
+        let layer = Leaky::new(params);
         let (s, m) = layer.scan_zero(&input)?;
         Ok((s.flatten_all()?.to_vec1()?, m.flatten_all()?.to_vec1()?))
     }

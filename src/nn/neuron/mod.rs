@@ -23,6 +23,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::NeuronConfig;
 use crate::nn::probe::Probe;
+use crate::nn::Ops;
 
 /// What a scan over time returns: the spikes and membranes of every step, and the last state
 /// (to continue from: truncated BPTT, chunked sequences, stepping a net from a notebook).
@@ -100,7 +101,7 @@ pub(crate) fn report(
 /// A feed-forward spiking layer of the configured neuron type.
 #[derive(Debug, Clone)]
 pub enum Neuron {
-    /// First-order LIF (fused kernel on CPU when enabled).
+    /// First-order LIF (one fused kernel per scan under [`Ops::Fused`]).
     Leaky(Leaky),
     /// Second-order LIF (plain ops).
     Synaptic(Synaptic),
@@ -108,41 +109,37 @@ pub enum Neuron {
 
 impl Neuron {
     /// Builds the configured neuron for neurons of shape `neurons`; learned parameters under `vb`.
-    pub fn from_config(
-        cfg: &NeuronConfig,
-        neurons: &[usize],
-        fused: bool,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    pub fn from_config(cfg: &NeuronConfig, neurons: &[usize], vb: VarBuilder) -> Result<Self> {
         Ok(match cfg {
-            NeuronConfig::Leaky(c) => Neuron::Leaky(Leaky::from_config(c, neurons, fused, vb)?),
+            NeuronConfig::Leaky(c) => Neuron::Leaky(Leaky::from_config(c, neurons, vb)?),
             NeuronConfig::Synaptic(c) => Neuron::Synaptic(Synaptic::from_config(c, neurons, vb)?),
         })
     }
 
-    /// Spikes over all steps, reported to `probe` as `name`.
+    /// Spikes over all steps under `ops`, reported to `probe` as `name`.
     ///
     /// # Shapes
     /// `current`: `[T, B, ...]` -> spikes `[T, B, ...]`.
     pub fn forward_probed(
         &self,
+        ops: Ops,
         name: &str,
         current: &Tensor,
         probe: &mut dyn Probe,
     ) -> Result<Tensor> {
         match self {
-            Neuron::Leaky(n) => n.forward_probed(name, current, probe),
+            Neuron::Leaky(n) => n.forward_probed(ops, name, current, probe),
             Neuron::Synaptic(n) => n.forward_probed(name, current, probe),
         }
     }
 
-    /// Spikes and membranes over all steps, both differentiable.
+    /// Spikes and membranes over all steps under `ops`, both differentiable.
     ///
     /// # Shapes
     /// `current`: `[T, B, ...]` -> (spikes, membrane), each `[T, B, ...]`.
-    pub fn forward_with_membrane(&self, current: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub fn forward_with_membrane(&self, ops: Ops, current: &Tensor) -> Result<(Tensor, Tensor)> {
         match self {
-            Neuron::Leaky(n) => n.forward_with_membrane(current),
+            Neuron::Leaky(n) => n.forward_with_membrane(ops, current),
             Neuron::Synaptic(n) => n.scan_zero(current),
         }
     }

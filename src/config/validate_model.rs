@@ -1,0 +1,213 @@
+//! Compose-time checks of the `model:` section: every value in range (neuron decays and
+//! thresholds, surrogate slopes, widths, kernel and pool sizes, RNN gain), then a dry build of
+//! the network for the data's input shape and one forward pass of a zero sample, so a shape
+//! that does not fit (a conv stack that shrinks the image to nothing, a window that does not
+//! divide the encoder's steps) is an error naming the key before anything trains.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::spiking::{LeakyConfig, NeuronConfig, SlstmNeuronConfig, Surrogate, SynapticConfig};
+use super::{ExperimentConfig, ModelConfig, RecurrentStack};
+use crate::data::{InputShape, Task};
+use crate::error::{Error, Result};
+use crate::nn::{BuildCtx, Network, SeededVarMap};
+
+/// Checks the values of `model` (see the module doc), each error naming its key path.
+pub fn values(model: &ModelConfig) -> Result<()> {
+    match model {
+        ModelConfig::Ffnn(c) => widths("model.hidden", &c.hidden),
+        ModelConfig::Cnn(c) => {
+            widths("model.channels", &c.channels)?;
+            widths("model.fc_hidden", &c.fc_hidden)?;
+            conv_sizes(c.kernel_size, c.pool)
+        }
+        ModelConfig::SnnFfnn(c) => {
+            widths("model.hidden", &c.hidden)?;
+            neuron("model.neuron", &c.neuron)
+        }
+        ModelConfig::SnnCnn(c) => {
+            widths("model.channels", &c.channels)?;
+            widths("model.fc_hidden", &c.fc_hidden)?;
+            conv_sizes(c.kernel_size, c.pool)?;
+            neuron("model.neuron", &c.neuron)
+        }
+        ModelConfig::Srnn(c) => {
+            widths("model.hidden", &c.hidden)?;
+            leaky("model.neuron", &c.neuron)
+        }
+        ModelConfig::Slstm(c) => {
+            widths("model.hidden", &c.hidden)?;
+            slstm("model.cell", &c.cell)?;
+            leaky("model.neuron", &c.neuron)
+        }
+        ModelConfig::Hybrid(c) => {
+            at_least_one("model.spiking_hidden", c.spiking_hidden)?;
+            at_least_one("model.window", c.window)?;
+            stack("model.rnn", &c.rnn)?;
+            leaky("model.neuron", &c.neuron)
+        }
+        ModelConfig::Rnn(c) => stack("model", &c.stack),
+        ModelConfig::SequenceRnn(c) => stack("model", &c.stack),
+        ModelConfig::RateRnn(c) => {
+            at_least_one("model.hidden", c.hidden)?;
+            finite_at_least_zero("model.gain", c.gain)?;
+            finite_at_least_zero("model.bias_max", c.bias_max)
+        }
+        ModelConfig::MeanPredictor(_) | ModelConfig::Custom(_) => Ok(()),
+    }
+}
+
+/// Builds the network of `cfg` for `input` (on the CPU, parameters drawn from the run seed)
+/// and runs one zero sample through it; a failure is an error on `model` (or on the key the
+/// network's own check names, `model.window: ...`). Custom models are built by the caller's
+/// builder and are not checked here.
+pub fn dry_build(
+    cfg: &ExperimentConfig,
+    task: std::sync::Arc<dyn Task>,
+    input: InputShape,
+    outputs: usize,
+) -> Result<()> {
+    if matches!(cfg.model, ModelConfig::Custom(_)) {
+        return Ok(());
+    }
+    let vars = SeededVarMap::new(cfg.seed);
+    let ctx = BuildCtx {
+        input,
+        outputs,
+        task,
+        ops: cfg.kernels.into(),
+        device: Device::Cpu,
+        vars: &vars,
+    };
+    let net = crate::nn::build(&cfg.model, &ctx, None).map_err(as_model_error)?;
+    one_sample(&*net, input).map_err(as_model_error)
+}
+
+/// Encodes and runs one zero-valued sample of `input`'s shape.
+fn one_sample(net: &dyn Network, input: InputShape) -> Result<()> {
+    let x = match input {
+        InputShape::Image([c, h, w]) => Tensor::zeros((1, c, h, w), DType::F32, &Device::Cpu)?,
+        InputShape::Sequence { channels, steps } => {
+            Tensor::zeros((steps, 1, channels), DType::F32, &Device::Cpu)?
+        }
+    };
+    let encoded = net.encode(&x, 0)?;
+    net.forward(&encoded)?;
+    Ok(())
+}
+
+/// A build or forward failure as a config error: on the key a network's check names at the
+/// start of its message (`model.channels: ...`), else on `model`.
+fn as_model_error(e: Error) -> Error {
+    match e {
+        Error::InvalidConfig { .. } => e,
+        other => {
+            let text = match &other {
+                Error::Tensor(t) => t.to_string(),
+                _ => other.to_string(),
+            };
+            let first = text.lines().next().unwrap_or_default().to_string();
+            match first.split_once(": ") {
+                Some((key, rest)) if key.starts_with("model") && !key.contains(' ') => {
+                    Error::invalid(key, rest.to_string())
+                }
+                _ => Error::invalid(
+                    "model",
+                    format!("does not fit the data's input shape: {first}"),
+                ),
+            }
+        }
+    }
+}
+
+fn at_least_one(key: &str, n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(key, "0; use an integer >= 1"));
+    }
+    Ok(())
+}
+
+fn widths(key: &str, list: &[usize]) -> Result<()> {
+    match list.iter().position(|&n| n == 0) {
+        Some(i) => Err(Error::invalid(
+            format!("{key}[{i}]"),
+            "0; a layer needs at least one unit",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn conv_sizes(kernel_size: usize, pool: usize) -> Result<()> {
+    at_least_one("model.kernel_size", kernel_size)?;
+    at_least_one("model.pool", pool)
+}
+
+fn stack(key: &str, s: &RecurrentStack) -> Result<()> {
+    at_least_one(&format!("{key}.hidden"), s.hidden)?;
+    at_least_one(&format!("{key}.layers"), s.layers)
+}
+
+fn finite_at_least_zero(key: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            key,
+            format!("{v}; use a finite number >= 0"),
+        ))
+    }
+}
+
+fn decay(key: &str, v: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            key,
+            format!("{v}; a decay per step is in [0, 1]"),
+        ))
+    }
+}
+
+fn threshold(key: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(key, format!("{v}; use a finite number > 0")))
+    }
+}
+
+fn surrogate(key: &str, s: &Surrogate) -> Result<()> {
+    let (name, v) = match *s {
+        Surrogate::Atan { alpha } => ("alpha", alpha),
+        Surrogate::FastSigmoid { slope } => ("slope", slope),
+        Surrogate::Triangle { width } => ("width", width),
+        Surrogate::StraightThrough => return Ok(()),
+    };
+    threshold(&format!("{key}.{name}"), v)
+}
+
+fn leaky(key: &str, c: &LeakyConfig) -> Result<()> {
+    decay(&format!("{key}.beta"), c.beta)?;
+    threshold(&format!("{key}.threshold"), c.threshold)?;
+    surrogate(&format!("{key}.surrogate"), &c.surrogate)
+}
+
+fn synaptic(key: &str, c: &SynapticConfig) -> Result<()> {
+    decay(&format!("{key}.alpha"), c.alpha)?;
+    decay(&format!("{key}.beta"), c.beta)?;
+    threshold(&format!("{key}.threshold"), c.threshold)?;
+    surrogate(&format!("{key}.surrogate"), &c.surrogate)
+}
+
+fn neuron(key: &str, c: &NeuronConfig) -> Result<()> {
+    match c {
+        NeuronConfig::Leaky(c) => leaky(key, c),
+        NeuronConfig::Synaptic(c) => synaptic(key, c),
+    }
+}
+
+fn slstm(key: &str, c: &SlstmNeuronConfig) -> Result<()> {
+    threshold(&format!("{key}.threshold"), c.threshold)?;
+    surrogate(&format!("{key}.surrogate"), &c.surrogate)
+}
