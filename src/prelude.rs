@@ -3,6 +3,8 @@
 //! Experiments and training, networks and tasks, run frames, statistics, figures, reports, the
 //! executors, and the display trait that shows figures, frames and reports inline. The crate's
 //! `Result` and `Error` are left out so they do not shadow the standard ones in a notebook.
+//! With the `lazy` feature it also brings polars' expression API (`col`, `lit`, `len`,
+//! `IntoLazy`) for queries of the runs frame.
 
 pub use crate::cluster::{
     Cluster, ClusterProfile, Executor, JobScript, LocalExecutor, MonitorOptions, Sweep, Walltime,
@@ -29,3 +31,6 @@ pub use crate::{Experiment, Metrics, RunDir, RunOutcome, RunStatus};
 pub use candle_core::{DType, Device, Tensor};
 pub use candle_nn;
 pub use polars::prelude::DataFrame;
+/// Polars' expression API for ad-hoc queries of frames (with the `lazy` feature).
+#[cfg(feature = "lazy")]
+pub use polars::prelude::{col, len, lit, IntoLazy, LazyFrame, SortMultipleOptions};
