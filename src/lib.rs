@@ -16,6 +16,7 @@ mod error;
 mod experiment;
 pub mod frame;
 pub mod fsutil;
+pub mod hpo;
 pub mod metric;
 pub mod nn;
 pub mod notebooks;

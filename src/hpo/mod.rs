@@ -1,0 +1,12 @@
+//! Hyper-parameter studies (issue 17, in progress): the study config, the typed search space
+//! and the initial designs. Samplers, pruners, the journal and the dispatch modes build on
+//! these.
+
+pub mod design;
+pub mod space;
+pub mod study;
+#[cfg(test)]
+mod tests;
+
+pub use space::{Param, ParamValue, Space, When};
+pub use study::{Budget, Constraint, SamplerConfig, StudyConfig, StudyObjective};

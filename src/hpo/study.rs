@@ -1,0 +1,231 @@
+//! A study: the experiment to tune, its search space, the objective and constraints, the
+//! budget, the sampler, the workers and the seed; `configs/hpo/<name>.yaml` or the same struct
+//! in Rust. [`StudyConfig::check`] refuses at load what could not run: an unknown or
+//! out-of-range parameter (the experiment is composed at the space's corners and centre, so the
+//! config's own checks apply and the error names `space.<key>`), an objective or constraint
+//! that is not a validation metric of the task, a budget of nothing.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::space::Space;
+use crate::config::ConfigStore;
+use crate::error::{Error, Result};
+use crate::experiment::Experiment;
+use crate::metric::{MetricSpec, Mode};
+
+/// What a study optimises: a validation metric of the task and its direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyObjective {
+    /// `val_<metric>` of the task (`val_acc`, `val_position_rmse`).
+    pub metric: String,
+    /// `max` or `min`; the metric's own direction when left out.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+}
+
+/// A trial is feasible when `metric` is at most `max` (or at least `min`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraint {
+    /// `val_<metric>` of the task.
+    pub metric: String,
+    /// Upper bound.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Lower bound.
+    #[serde(default)]
+    pub min: Option<f64>,
+}
+
+/// How much a study may spend; it stops at the first limit reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Trials in total, across every worker.
+    pub trials: usize,
+    /// Wall-clock limit of the whole study, hours.
+    #[serde(default)]
+    pub wall_time_h: Option<f64>,
+    /// Stop after this many finished trials without a better objective.
+    #[serde(default)]
+    pub patience: Option<usize>,
+}
+
+/// How points are proposed (more samplers come with the rest of issue 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SamplerConfig {
+    /// Independent uniform points in the unit cube.
+    #[default]
+    Random,
+    /// A Latin hypercube of the whole budget.
+    LatinHypercube,
+}
+
+/// A study, as `configs/hpo/<name>.yaml` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// The experiment to tune (`configs/experiment/<name>.yaml`).
+    pub experiment: String,
+    /// Overrides every trial gets before its sampled ones (`data.limit=5000`).
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// The parameters, by config key.
+    pub space: Space,
+    /// What to optimise (default: the experiment's objective).
+    #[serde(default)]
+    pub objective: Option<StudyObjective>,
+    /// Bounds a trial must satisfy to count.
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    /// How much to spend.
+    pub budget: Budget,
+    /// How points are proposed.
+    #[serde(default)]
+    pub sampler: SamplerConfig,
+    /// Trials run at once.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Seed of the sampler (trials' own seeds come from the experiment).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl StudyConfig {
+    /// Reads `configs/hpo/<name>.yaml` of `store` and checks it against its experiment.
+    pub fn load(store: &ConfigStore, name: &str) -> Result<StudyConfig> {
+        let path = store.root().join("hpo").join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
+        let study = StudyConfig::from_yaml(&text, &path)?;
+        study.check(store)?;
+        Ok(study)
+    }
+
+    /// Parses a study (`path` names the source in errors); see [`StudyConfig::check`].
+    pub fn from_yaml(text: &str, path: &Path) -> Result<StudyConfig> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let study: StudyConfig =
+            serde_path_to_error::deserialize(de).map_err(|e| Error::ConfigParse {
+                path: path.to_path_buf(),
+                message: format!("at `{}`: {}", e.path(), e.inner()),
+            })?;
+        study.space.check()?;
+        Ok(study)
+    }
+
+    /// Checks the study against its experiment (see the module doc); returns the objective
+    /// it optimises, with its direction.
+    pub fn check(&self, store: &ConfigStore) -> Result<(String, Mode)> {
+        if self.budget.trials == 0 {
+            return Err(Error::invalid("budget.trials", "0; use an integer >= 1"));
+        }
+        if let Some(h) = self.budget.wall_time_h {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(Error::invalid(
+                    "budget.wall_time_h",
+                    format!("{h}; use hours > 0"),
+                ));
+            }
+        }
+        if self.budget.patience == Some(0) {
+            return Err(Error::invalid(
+                "budget.patience",
+                "0; use an integer >= 1 or remove it",
+            ));
+        }
+        if self.workers == 0 || self.workers > self.budget.trials {
+            return Err(Error::invalid(
+                "workers",
+                format!(
+                    "{}; use 1 to budget.trials ({})",
+                    self.workers, self.budget.trials
+                ),
+            ));
+        }
+        let base = Experiment::compose_in(store, &self.experiment, &self.overrides)?;
+        for corner in [0.0, 0.5, 1.0 - 1e-12] {
+            let point = self.space.point(&vec![corner; self.space.dims()]);
+            let mut all = self.overrides.clone();
+            all.extend(Space::overrides(&point));
+            Experiment::compose_in(store, &self.experiment, &all).map_err(|e| match e {
+                Error::InvalidConfig { key, message } => match self.space_key(&key, &message) {
+                    Some(param) => Error::invalid(format!("space.{param}"), message),
+                    None => Error::InvalidConfig { key, message },
+                },
+                other => other,
+            })?;
+        }
+        let (task, _, _) = crate::data::task_for(&base.config().data)?;
+        let metrics = task.metrics();
+        let objective = match &self.objective {
+            Some(o) => {
+                let spec = val_metric(&metrics, &o.metric, "objective.metric")?;
+                (o.metric.clone(), o.mode.unwrap_or(spec.mode))
+            }
+            None => {
+                let name = format!("val_{}", task.default_objective());
+                let spec = val_metric(&metrics, &name, "objective.metric")?;
+                (name, spec.mode)
+            }
+        };
+        for (i, c) in self.constraints.iter().enumerate() {
+            val_metric(&metrics, &c.metric, &format!("constraints[{i}].metric"))?;
+            if c.max.is_some() == c.min.is_some() {
+                return Err(Error::invalid(
+                    format!("constraints[{i}]"),
+                    "give exactly one bound, max or min",
+                ));
+            }
+        }
+        Ok(objective)
+    }
+}
+
+impl StudyConfig {
+    /// The space parameter a config error on `key` is about: `key` itself, or the parameter
+    /// under `key` whose next segment the message names (an unknown field `hiden` of `model`).
+    fn space_key(&self, key: &str, message: &str) -> Option<&String> {
+        if let Some((k, _)) = self.space.params.get_key_value(key) {
+            return Some(k);
+        }
+        let prefix = format!("{key}.");
+        let under: Vec<&String> = self
+            .space
+            .params
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .collect();
+        let named = under.iter().copied().find(|k| {
+            let next = k[prefix.len()..].split('.').next().unwrap_or_default();
+            message.contains(&format!("`{next}`"))
+        });
+        named.or(match under.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        })
+    }
+}
+
+/// The declared metric `name` = `val_<m>` names, or an error on `key` listing the valid ones.
+fn val_metric<'a>(metrics: &'a [MetricSpec], name: &str, key: &str) -> Result<&'a MetricSpec> {
+    name.strip_prefix("val_")
+        .and_then(|m| metrics.iter().find(|s| s.name == m))
+        .ok_or_else(|| {
+            let valid: Vec<String> = metrics.iter().map(|s| format!("val_{}", s.name)).collect();
+            Error::invalid(
+                key,
+                format!(
+                    "`{name}` is not a validation metric of the task (valid: {}); a study never looks at the test split",
+                    valid.join(", ")
+                ),
+            )
+        })
+}

@@ -1,0 +1,234 @@
+use std::collections::BTreeMap;
+
+use super::design::{latin_hypercube, random};
+use super::space::{Param, ParamValue, Space};
+use crate::error::Error;
+
+const SPACE: &str = "
+optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+model.neuron.beta: {type: float, low: 0.5, high: 0.99}
+model.hidden: {type: int, low: 32, high: 256, log: true}
+batch_size: {type: categorical, choices: ['32', '64', '128']}
+model.neuron.kind: {type: categorical, choices: [leaky, synaptic]}
+model.neuron.alpha: {type: float, low: 0.5, high: 0.95, when: {param: model.neuron.kind, in: [synaptic]}}
+data.steps: {type: int, low: 8, high: 24, step: 4}
+";
+
+fn key_of(e: Error) -> String {
+    match e {
+        Error::InvalidConfig { key, .. } => key,
+        other => panic!("not a config error: {other}"),
+    }
+}
+
+#[test]
+fn a_uniform_unit_coordinate_gives_each_parameter_its_own_distribution() {
+    let space = Space::from_yaml(SPACE).unwrap();
+    assert_eq!(space.dims(), 7);
+    let n = 20_000;
+    let p = |k: &str| space.params[k].clone();
+    let (lr, hidden, steps, batch) = (
+        p("optimizer.lr"),
+        p("model.hidden"),
+        p("data.steps"),
+        p("batch_size"),
+    );
+    let (mut log_lr, mut counts_steps, mut counts_batch) = (0.0, BTreeMap::new(), BTreeMap::new());
+    let (mut hidden_lo, mut hidden_hi, mut hidden_small) = (false, false, 0);
+    for u in random(n, 1, 7).into_iter().map(|v| v[0]) {
+        match lr.from_unit(u) {
+            ParamValue::Float(x) => {
+                assert!((1e-4..=1e-2).contains(&x));
+                log_lr += x.log10();
+            }
+            v => panic!("{v:?}"),
+        }
+        match hidden.from_unit(u) {
+            ParamValue::Int(h) => {
+                assert!((32..=256).contains(&h), "{h}");
+                hidden_lo |= h == 32;
+                hidden_hi |= h == 256;
+                hidden_small += usize::from(h < 90);
+            }
+            v => panic!("{v:?}"),
+        }
+        *counts_steps
+            .entry(steps.from_unit(u).text())
+            .or_insert(0usize) += 1;
+        *counts_batch
+            .entry(batch.from_unit(u).text())
+            .or_insert(0usize) += 1;
+    }
+    // log-uniform: the mean of log10(lr) is the middle of [-4, -2]
+    assert!(
+        (log_lr / n as f64 + 3.0).abs() < 0.02,
+        "{}",
+        log_lr / n as f64
+    );
+    // log int: both ends reachable, and about half the mass below the geometric middle (~90.5)
+    assert!(hidden_lo && hidden_hi);
+    assert!(
+        (hidden_small as f64 / n as f64 - 0.5).abs() < 0.03,
+        "{hidden_small}"
+    );
+    // a step grid: 8, 12, 16, 20, 24 equally often (no truncation bias, nothing past high)
+    assert_eq!(
+        counts_steps.keys().collect::<Vec<_>>(),
+        ["12", "16", "20", "24", "8"]
+    );
+    let shares = |counts: &BTreeMap<String, usize>, want: f64| {
+        for (v, c) in counts {
+            let share = *c as f64 / n as f64;
+            assert!((share - want).abs() < 0.02, "{v}: {share}");
+        }
+    };
+    shares(&counts_steps, 0.2);
+    shares(&counts_batch, 1.0 / 3.0);
+}
+
+#[test]
+fn unit_coordinates_round_trip() {
+    let space = Space::from_yaml(SPACE).unwrap();
+    for u in [0.0, 0.13, 0.5, 0.77, 0.999] {
+        for (key, p) in &space.params {
+            let v = p.from_unit(u);
+            let back = p.to_unit(&v).unwrap();
+            assert_eq!(p.from_unit(back), v, "{key} at {u}");
+            if matches!(p, Param::Float { .. }) {
+                assert!((back - u).abs() < 1e-9, "{key}: {u} -> {back}");
+            }
+        }
+    }
+    let lr = &space.params["optimizer.lr"];
+    assert_eq!(lr.to_unit(&ParamValue::Float(0.5)), None);
+    assert_eq!(lr.to_unit(&ParamValue::Int(1)), None);
+}
+
+#[test]
+fn a_conditional_parameter_is_set_only_under_its_choice() {
+    let space = Space::from_yaml(SPACE).unwrap();
+    // axes in key order: batch_size, data.steps, model.hidden, model.neuron.alpha,
+    // model.neuron.beta, model.neuron.kind, optimizer.lr
+    let leaky = space.point(&[0.0, 0.0, 0.0, 0.5, 0.5, 0.2, 0.5]);
+    assert!(!leaky.contains_key("model.neuron.alpha"));
+    let synaptic = space.point(&[0.0, 0.0, 0.0, 0.5, 0.5, 0.8, 0.5]);
+    match synaptic["model.neuron.alpha"] {
+        ParamValue::Float(a) => assert!((a - 0.725).abs() < 1e-12, "{a}"),
+        ref v => panic!("{v:?}"),
+    }
+    let overrides = Space::overrides(&synaptic);
+    assert_eq!(overrides[0], "batch_size=32");
+    assert!(overrides.contains(&"model.neuron.kind=synaptic".to_string()));
+    assert!(overrides.contains(&"data.steps=8".to_string()));
+}
+
+#[test]
+fn bad_spaces_are_refused_naming_the_key() {
+    let cases = [
+        ("lr: {type: float, low: 1.0, high: 0.1}", "space.lr.high"),
+        ("lr: {type: float, low: 0.0, high: 0.1, log: true}", "space.lr.low"),
+        ("lr: {type: float, low: 0.1, high: 0.5, step: 1.0}", "space.lr.step"),
+        ("h: {type: int, low: 0, high: 9, log: true}", "space.h.low"),
+        ("h: {type: int, low: 1, high: 9, step: 0}", "space.h.step"),
+        ("b: {type: categorical, choices: []}", "space.b.choices"),
+        ("b: {type: categorical, choices: [a, a]}", "space.b.choices"),
+        ("lr: {type: float, low: 0.1, high: 0.5, scale: log}", "space.lr"),
+        ("lr: {type: uniform, low: 0.1, high: 0.5}", "space.lr.type"),
+        (
+            "a: {type: float, low: 0.1, high: 0.5, when: {param: b, in: [x]}}",
+            "space.a.when.param",
+        ),
+        (
+            "k: {type: categorical, choices: [x, y]}\na: {type: float, low: 0.1, high: 0.5, when: {param: k, in: [z]}}",
+            "space.a.when.in",
+        ),
+        ("{}", "space"),
+    ];
+    for (yaml, key) in cases {
+        assert_eq!(key_of(Space::from_yaml(yaml).unwrap_err()), key, "{yaml}");
+    }
+}
+
+#[test]
+fn designs_are_seeded_and_a_latin_hypercube_hits_every_stratum_once() {
+    assert_eq!(random(5, 3, 1), random(5, 3, 1));
+    assert_ne!(random(5, 3, 1), random(5, 3, 2));
+    let n = 16;
+    let lhs = latin_hypercube(n, 4, 3);
+    assert_eq!(lhs, latin_hypercube(n, 4, 3));
+    for d in 0..4 {
+        let mut strata: Vec<usize> = lhs.iter().map(|p| (p[d] * n as f64) as usize).collect();
+        strata.sort_unstable();
+        assert_eq!(strata, (0..n).collect::<Vec<_>>(), "axis {d}");
+    }
+}
+
+fn store() -> crate::config::ConfigStore {
+    crate::config::ConfigStore::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_repository_study_loads_and_names_its_objective() {
+    use super::study::StudyConfig;
+    use crate::metric::Mode;
+    let study = StudyConfig::load(&store(), "snn_ffnn_rate").unwrap();
+    assert_eq!(study.space.dims(), 7);
+    assert_eq!(
+        study.check(&store()).unwrap(),
+        ("val_acc".to_string(), Mode::Max)
+    );
+}
+
+#[test]
+fn a_study_that_could_not_run_is_refused_at_load_naming_the_key() {
+    use super::study::StudyConfig;
+    let base = "experiment: mnist_snn_ffnn_rate\nbudget: {trials: 4}\n";
+    let cases = [
+        (
+            "space: {model.neuron.beta: {type: float, low: 0.5, high: 1.5}}",
+            "space.model.neuron.beta",
+        ),
+        (
+            "space: {optimizer.lr: {type: float, low: -1.0, high: 0.1}}",
+            "space.optimizer.lr",
+        ),
+        (
+            "space: {model.hiden: {type: int, low: 1, high: 4}}",
+            "space.model.hiden",
+        ),
+        (
+            "space: {seed: {type: int, low: 0, high: 4}}\nobjective: {metric: test_acc}",
+            "objective.metric",
+        ),
+        (
+            "space: {seed: {type: int, low: 0, high: 4}}\nconstraints: [{metric: val_loss}]",
+            "constraints[0]",
+        ),
+        (
+            "space: {seed: {type: int, low: 0, high: 4}}\nworkers: 5",
+            "workers",
+        ),
+    ];
+    for (extra, key) in cases {
+        let text = format!("{base}{extra}\n");
+        let got = StudyConfig::from_yaml(&text, std::path::Path::new("t.yaml"))
+            .and_then(|s| s.check(&store()).map(|_| ()));
+        match got {
+            Err(Error::InvalidConfig { key: k, message }) => {
+                assert_eq!(k, key, "{extra}: {message}")
+            }
+            other => panic!("{extra}: {other:?}"),
+        }
+    }
+    let unknown = StudyConfig::from_yaml(
+        &format!("{base}space: {{}}\nsampler: {{kind: tpe}}\n"),
+        std::path::Path::new("t.yaml"),
+    );
+    assert!(
+        matches!(unknown, Err(Error::ConfigParse { .. })),
+        "{unknown:?}"
+    );
+}
