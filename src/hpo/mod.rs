@@ -3,10 +3,13 @@
 //! these.
 
 pub mod design;
+pub mod functions;
+pub mod sampler;
 pub mod space;
 pub mod study;
 #[cfg(test)]
 mod tests;
 
+pub use sampler::{LatinHypercubeSampler, Observation, RandomSampler, Sampler};
 pub use space::{Param, ParamValue, Space, When};
 pub use study::{Budget, Constraint, SamplerConfig, StudyConfig, StudyObjective};

@@ -232,3 +232,74 @@ fn a_study_that_could_not_run_is_refused_at_load_naming_the_key() {
         "{unknown:?}"
     );
 }
+
+/// Median over `seeds` of the best value `sampler(seed)` finds in `n` evaluations, minus the
+/// minimum (simple regret).
+fn median_regret(
+    f: super::functions::TestFunction,
+    n: usize,
+    seeds: u64,
+    sampler: impl Fn(u64) -> Box<dyn super::sampler::Sampler>,
+) -> f64 {
+    let mut regrets: Vec<f64> = (0..seeds)
+        .map(|seed| {
+            let points = sampler(seed).ask(0, n, &[], &[]);
+            let best = points
+                .iter()
+                .map(|u| f.at_unit(u))
+                .fold(f64::INFINITY, f64::min);
+            best - f.minimum()
+        })
+        .collect();
+    regrets.sort_by(f64::total_cmp);
+    (regrets[regrets.len() / 2 - 1] + regrets[regrets.len() / 2]) / 2.0
+}
+
+#[test]
+fn test_functions_have_their_minima_and_random_search_matches_the_anchor() {
+    use super::functions::TestFunction::{Branin, Hartmann6, Rosenbrock5};
+    use super::sampler::RandomSampler;
+    // Branin's minimisers (-pi, 12.275), (pi, 2.275), (9.42478, 2.475) in unit coordinates
+    for (x1, x2) in [
+        (-std::f64::consts::PI, 12.275),
+        (std::f64::consts::PI, 2.275),
+        (9.42478, 2.475),
+    ] {
+        let v = Branin.at_unit(&[(x1 + 5.0) / 15.0, x2 / 15.0]);
+        assert!((v - Branin.minimum()).abs() < 1e-5, "{v}");
+    }
+    let h = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573];
+    assert!((Hartmann6.at_unit(&h) - Hartmann6.minimum()).abs() < 1e-5);
+    assert_eq!(Rosenbrock5.at_unit(&[0.4; 5]), 0.0);
+    // random search, 200 seeds (anchors file, section 4: 0.79, 0.36, 1.27, 2569)
+    for (f, n, want, tol) in [
+        (Branin, 50, 0.79, 0.2),
+        (Branin, 100, 0.36, 0.2),
+        (Hartmann6, 100, 1.27, 0.15),
+        (Rosenbrock5, 200, 2569.0, 0.25),
+    ] {
+        let got = median_regret(f, n, 200, |seed| {
+            Box::new(RandomSampler {
+                dims: f.dims(),
+                seed,
+            })
+        });
+        eprintln!("random search, {f:?} n={n}: median regret {got:.4} (anchor {want})");
+        assert!(
+            (got / want - 1.0).abs() < tol,
+            "{f:?} n={n}: median regret {got}, anchor {want}"
+        );
+    }
+}
+
+#[test]
+fn samplers_are_pure_functions_of_seed_and_trial_number() {
+    use super::sampler::{LatinHypercubeSampler, RandomSampler, Sampler};
+    let random = RandomSampler { dims: 3, seed: 9 };
+    let all = random.ask(0, 6, &[], &[]);
+    assert_eq!(random.ask(4, 2, &[], &[]), all[4..].to_vec());
+    let lhs = LatinHypercubeSampler::new(6, 3, 9);
+    let rows = lhs.ask(0, 6, &[], &[]);
+    assert_eq!(lhs.ask(2, 3, &[], &[]), rows[2..5].to_vec());
+    assert_eq!(lhs.ask(6, 1, &[], &[]).len(), 1);
+}
