@@ -2,6 +2,7 @@
 //! and the initial designs. Samplers, pruners, the journal and the dispatch modes build on
 //! these.
 
+pub mod asktell;
 pub mod design;
 pub mod functions;
 pub mod sampler;
@@ -10,6 +11,7 @@ pub mod study;
 #[cfg(test)]
 mod tests;
 
+pub use asktell::{AskTell, Trial, TrialState};
 pub use sampler::{LatinHypercubeSampler, Observation, RandomSampler, Sampler};
 pub use space::{Param, ParamValue, Space, When};
 pub use study::{Budget, Constraint, SamplerConfig, StudyConfig, StudyObjective};

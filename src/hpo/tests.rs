@@ -303,3 +303,55 @@ fn samplers_are_pure_functions_of_seed_and_trial_number() {
     assert_eq!(lhs.ask(2, 3, &[], &[]), rows[2..5].to_vec());
     assert_eq!(lhs.ask(6, 1, &[], &[]).len(), 1);
 }
+
+#[test]
+fn an_ask_tell_loop_keeps_the_budget_and_finds_the_best_trial() {
+    use super::asktell::{AskTell, TrialState};
+    use super::functions::TestFunction::Branin;
+    use super::sampler::RandomSampler;
+    use crate::metric::Mode;
+    let space = Space::from_yaml(
+        "x1: {type: float, low: -5.0, high: 10.0}\nx2: {type: float, low: 0.0, high: 15.0}",
+    )
+    .unwrap();
+    let mut study = AskTell::new(
+        space,
+        Box::new(RandomSampler { dims: 2, seed: 4 }),
+        20,
+        Mode::Min,
+    );
+    let branin = |t: &super::asktell::Trial| Branin.at_unit(&t.unit);
+    let first = study.ask(8);
+    assert_eq!(
+        first.iter().map(|t| t.id).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert!(first[0].overrides()[0].starts_with("x1="));
+    for t in &first[..5] {
+        study.tell(t.id, branin(t), true).unwrap();
+    }
+    assert_eq!(
+        study
+            .trials()
+            .iter()
+            .filter(|t| t.state == TrialState::Running)
+            .count(),
+        3
+    );
+    let rest = study.ask(100);
+    assert_eq!(rest.len(), 12, "the budget caps what is asked");
+    assert!(study.ask(1).is_empty());
+    for t in first[5..].iter().chain(&rest) {
+        study.tell(t.id, branin(t), t.id != 7).unwrap();
+    }
+    assert!(study.done());
+    let feasible_min = study
+        .trials()
+        .iter()
+        .filter(|t| t.id != 7)
+        .map(branin)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(study.best().map(branin), Some(feasible_min));
+    assert!(study.tell(3, 1.0, true).is_err(), "told twice");
+    assert!(study.tell(99, 1.0, true).is_err(), "never asked");
+}
