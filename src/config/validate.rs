@@ -29,9 +29,7 @@ fn run_keys(cfg: &ExperimentConfig) -> Result<()> {
         ("batch_size", cfg.batch_size),
         ("eval_batch_size", cfg.eval_batch_size),
     ] {
-        if n == 0 {
-            return Err(Error::invalid(key, "0; use an integer >= 1"));
-        }
+        at_least_one(key, n)?;
     }
     if let Some(c) = cfg.clip_grad_norm {
         positive("clip_grad_norm", c)?;
@@ -42,7 +40,16 @@ fn run_keys(cfg: &ExperimentConfig) -> Result<()> {
     Ok(())
 }
 
-fn positive(key: &str, v: f64) -> Result<()> {
+/// Errors on `key` unless `n` >= 1.
+pub(super) fn at_least_one(key: &str, n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(key, "0; use an integer >= 1"));
+    }
+    Ok(())
+}
+
+/// Errors on `key` unless `v` is finite and > 0.
+pub(super) fn positive(key: &str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
@@ -50,7 +57,8 @@ fn positive(key: &str, v: f64) -> Result<()> {
     }
 }
 
-fn non_negative(key: &str, v: f64) -> Result<()> {
+/// Errors on `key` unless `v` is finite and >= 0.
+pub(super) fn non_negative(key: &str, v: f64) -> Result<()> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {

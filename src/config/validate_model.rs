@@ -7,6 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::spiking::{LeakyConfig, NeuronConfig, SlstmNeuronConfig, Surrogate, SynapticConfig};
+use super::validate::{at_least_one, non_negative, positive};
 use super::{ExperimentConfig, ModelConfig, RecurrentStack};
 use crate::data::{InputShape, Task};
 use crate::error::{Error, Result};
@@ -50,8 +51,8 @@ pub fn values(model: &ModelConfig) -> Result<()> {
         ModelConfig::SequenceRnn(c) => stack("model", &c.stack),
         ModelConfig::RateRnn(c) => {
             at_least_one("model.hidden", c.hidden)?;
-            finite_at_least_zero("model.gain", c.gain)?;
-            finite_at_least_zero("model.bias_max", c.bias_max)
+            non_negative("model.gain", c.gain)?;
+            non_negative("model.bias_max", c.bias_max)
         }
         ModelConfig::MeanPredictor(_) | ModelConfig::Custom(_) => Ok(()),
     }
@@ -120,13 +121,6 @@ fn as_model_error(e: Error) -> Error {
     }
 }
 
-fn at_least_one(key: &str, n: usize) -> Result<()> {
-    if n == 0 {
-        return Err(Error::invalid(key, "0; use an integer >= 1"));
-    }
-    Ok(())
-}
-
 fn widths(key: &str, list: &[usize]) -> Result<()> {
     match list.iter().position(|&n| n == 0) {
         Some(i) => Err(Error::invalid(
@@ -147,17 +141,6 @@ fn stack(key: &str, s: &RecurrentStack) -> Result<()> {
     at_least_one(&format!("{key}.layers"), s.layers)
 }
 
-fn finite_at_least_zero(key: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            key,
-            format!("{v}; use a finite number >= 0"),
-        ))
-    }
-}
-
 fn decay(key: &str, v: f64) -> Result<()> {
     if (0.0..=1.0).contains(&v) {
         Ok(())
@@ -169,14 +152,6 @@ fn decay(key: &str, v: f64) -> Result<()> {
     }
 }
 
-fn threshold(key: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(key, format!("{v}; use a finite number > 0")))
-    }
-}
-
 fn surrogate(key: &str, s: &Surrogate) -> Result<()> {
     let (name, v) = match *s {
         Surrogate::Atan { alpha } => ("alpha", alpha),
@@ -184,19 +159,19 @@ fn surrogate(key: &str, s: &Surrogate) -> Result<()> {
         Surrogate::Triangle { width } => ("width", width),
         Surrogate::StraightThrough => return Ok(()),
     };
-    threshold(&format!("{key}.{name}"), v)
+    positive(&format!("{key}.{name}"), v)
 }
 
 fn leaky(key: &str, c: &LeakyConfig) -> Result<()> {
     decay(&format!("{key}.beta"), c.beta)?;
-    threshold(&format!("{key}.threshold"), c.threshold)?;
+    positive(&format!("{key}.threshold"), c.threshold)?;
     surrogate(&format!("{key}.surrogate"), &c.surrogate)
 }
 
 fn synaptic(key: &str, c: &SynapticConfig) -> Result<()> {
     decay(&format!("{key}.alpha"), c.alpha)?;
     decay(&format!("{key}.beta"), c.beta)?;
-    threshold(&format!("{key}.threshold"), c.threshold)?;
+    positive(&format!("{key}.threshold"), c.threshold)?;
     surrogate(&format!("{key}.surrogate"), &c.surrogate)
 }
 
@@ -208,6 +183,6 @@ fn neuron(key: &str, c: &NeuronConfig) -> Result<()> {
 }
 
 fn slstm(key: &str, c: &SlstmNeuronConfig) -> Result<()> {
-    threshold(&format!("{key}.threshold"), c.threshold)?;
+    positive(&format!("{key}.threshold"), c.threshold)?;
     surrogate(&format!("{key}.surrogate"), &c.surrogate)
 }

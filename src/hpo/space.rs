@@ -192,9 +192,7 @@ impl Param {
                 log: true,
                 ..
             } => {
-                // log-uniform over the cells [n - 1/2, n + 1/2), so both ends are as likely as
-                // their log width says and nothing falls outside [low, high]
-                let (a, b) = ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln());
+                let (a, b) = log_int_span(low, high);
                 let x = (a + u * (b - a)).exp().round() as i64;
                 ParamValue::Int(x.clamp(low, high))
             }
@@ -202,8 +200,7 @@ impl Param {
                 low, high, step, ..
             } => {
                 let s = step.unwrap_or(1);
-                let n = ((high - low) / s + 1) as usize;
-                ParamValue::Int(low + cell(u, n) as i64 * s)
+                ParamValue::Int(low + cell(u, int_cells(low, high, s)) as i64 * s)
             }
             Param::Categorical { ref choices, .. } => {
                 ParamValue::Choice(choices[cell(u, choices.len())].clone())
@@ -251,12 +248,11 @@ impl Param {
                     return None;
                 }
                 if log {
-                    let (a, b) = ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln());
+                    let (a, b) = log_int_span(low, high);
                     return Some(((x as f64).ln().clamp(a, b) - a) / (b - a));
                 }
                 let s = step.unwrap_or(1);
-                let n = (high - low) / s + 1;
-                Some((((x - low) / s) as f64 + 0.5) / n as f64)
+                Some((((x - low) / s) as f64 + 0.5) / int_cells(low, high, s) as f64)
             }
             (Param::Categorical { choices, .. }, ParamValue::Choice(c)) => {
                 let i = choices.iter().position(|x| x == c)?;
@@ -265,6 +261,17 @@ impl Param {
             _ => None,
         }
     }
+}
+
+/// The log-scale span of a log int parameter: the cells `[n - 1/2, n + 1/2)` of `low..=high`,
+/// so both ends are as likely as their log width says and nothing falls outside the range.
+fn log_int_span(low: i64, high: i64) -> (f64, f64) {
+    ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln())
+}
+
+/// Values of the integer grid `low, low + step, ... <= high`.
+fn int_cells(low: i64, high: i64, step: i64) -> usize {
+    ((high - low) / step + 1) as usize
 }
 
 /// Points on the grid `0, s, 2s, ... <= span` (with a little slack for rounding).

@@ -90,50 +90,25 @@ impl Cnn {
 }
 
 impl Module for Cnn {
+    /// Under fused ops, conv + bias + ReLU + first-maximum pooling run as one op (no full-size
+    /// map is allocated); other activations go between a fused conv and a fused pooling, and a
+    /// conv layer with stride, dilation or groups falls back to candle's conv.
+    ///
     /// # Shapes
     /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if self.ops.fuses(x) {
-            return self.forward_fused(x);
-        }
-        let mut h = x.clone();
-        for conv in &self.convs {
-            h = apply(self.activation, &conv.forward(&h)?)?;
-            if self.pool > 1 {
-                h = super::pool::max_pool2d(&h, self.pool)?;
-            }
-        }
-        forward_stack(self.ops, &self.fcs, self.activation, &h.flatten_from(1)?)
-    }
-}
-
-impl Cnn {
-    /// [`Module::forward`] on the fused CPU ops (conv + bias + ReLU + first-maximum pooling in
-    /// one op; other activations between a fused conv and a fused pooling); a conv layer with
-    /// stride, dilation or groups falls back to candle's conv.
-    ///
-    /// # Shapes
-    /// `x`: `[B, C, H, W]` (CPU `f32`) -> logits `[B, classes]`.
-    fn forward_fused(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let relu = self.activation == Activation::Relu;
+        let fuse_pool = self.ops.fuses(x) && self.activation == Activation::Relu;
         let mut h = x.clone();
         for conv in &self.convs {
             let c = conv.config();
-            let plain_conv = c.stride != 1 || c.dilation != 1 || c.groups != 1;
-            if relu && !plain_conv {
-                // conv + bias + ReLU + pooling in one op: no full-size map is allocated
+            if fuse_pool && c.stride == 1 && c.dilation == 1 && c.groups == 1 {
                 let (w, b) = (conv.weight(), conv.bias());
                 h = fused::conv2d_pool(&h, w, b, c.padding, true, self.pool)?;
                 continue;
             }
-            h = if plain_conv {
-                apply(self.activation, &conv.forward(&h)?)?
-            } else {
-                let y = fused::conv2d(&h, conv.weight(), conv.bias(), c.padding, false)?;
-                apply(self.activation, &y)?
-            };
+            h = apply(self.activation, &self.ops.conv2d(conv, &h)?)?;
             if self.pool > 1 {
-                h = fused::max_pool2d(&h, self.pool)?;
+                h = self.ops.max_pool2d(&h, self.pool)?;
             }
         }
         forward_stack(self.ops, &self.fcs, self.activation, &h.flatten_from(1)?)
