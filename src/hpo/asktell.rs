@@ -31,11 +31,16 @@ pub struct Trial {
     pub state: TrialState,
     /// The objective's value, once told.
     pub value: Option<f64>,
-    /// Whether every constraint held (true until told otherwise).
-    pub feasible: bool,
+    /// Each constraint's value once told, feasible when `<= 0`.
+    pub constraints: Vec<f64>,
 }
 
 impl Trial {
+    /// Whether every constraint held (true until told otherwise).
+    pub fn feasible(&self) -> bool {
+        self.constraints.iter().all(|&c| c <= 0.0)
+    }
+
     /// The overrides (`key=value`) that make this trial's run.
     pub fn overrides(&self) -> Vec<String> {
         Space::overrides(&self.params)
@@ -72,9 +77,10 @@ impl AskTell {
             .iter()
             .filter_map(|t| {
                 t.value.map(|v| Observation {
+                    id: t.id,
                     unit: t.unit.clone(),
                     loss: if self.mode == Mode::Max { -v } else { v },
-                    feasible: t.feasible,
+                    constraints: t.constraints.clone(),
                 })
             })
             .collect();
@@ -94,15 +100,21 @@ impl AskTell {
                 unit,
                 state: TrialState::Running,
                 value: None,
-                feasible: true,
+                constraints: Vec::new(),
             })
             .collect();
         self.trials.extend(new.iter().cloned());
         new
     }
 
-    /// Records trial `id`'s objective `value` and whether it was feasible.
-    pub fn tell(&mut self, id: usize, value: f64, feasible: bool) -> Result<()> {
+    /// Records trial `id`'s objective `value`.
+    pub fn tell(&mut self, id: usize, value: f64) -> Result<()> {
+        self.tell_constrained(id, value, &[])
+    }
+
+    /// Records trial `id`'s objective `value` and its constraint values (feasible when each
+    /// is `<= 0`; every trial of a study reports the same number of them).
+    pub fn tell_constrained(&mut self, id: usize, value: f64, constraints: &[f64]) -> Result<()> {
         let trial = self
             .trials
             .get_mut(id)
@@ -115,9 +127,14 @@ impl AskTell {
                 "trial {id}: the value {value} is not finite"
             )));
         }
+        if constraints.iter().any(|c| !c.is_finite()) {
+            return Err(Error::Analysis(format!(
+                "trial {id}: a constraint value in {constraints:?} is not finite"
+            )));
+        }
         trial.state = TrialState::Complete;
         trial.value = Some(value);
-        trial.feasible = feasible;
+        trial.constraints = constraints.to_vec();
         Ok(())
     }
 
@@ -136,7 +153,7 @@ impl AskTell {
     pub fn best(&self) -> Option<&Trial> {
         self.trials
             .iter()
-            .filter(|t| t.feasible)
+            .filter(|t| t.feasible())
             .filter_map(|t| t.value.map(|v| (t, v)))
             .fold(None, |best: Option<(&Trial, f64)>, (t, v)| match best {
                 Some((_, b)) if !self.mode.improves(v, Some(b), 0.0) => best,

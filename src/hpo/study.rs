@@ -54,8 +54,8 @@ pub struct Budget {
     pub patience: Option<usize>,
 }
 
-/// How points are proposed (more samplers come with the rest of issue 17).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How points are proposed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SamplerConfig {
     /// Independent uniform points in the unit cube.
@@ -63,6 +63,48 @@ pub enum SamplerConfig {
     Random,
     /// A Latin hypercube of the whole budget.
     LatinHypercube,
+    /// Multivariate tree-structured Parzen estimator; running trials count as the worst
+    /// value seen (constant liar).
+    Tpe {
+        /// Trials of a Latin hypercube before the model is used.
+        #[serde(default = "ten")]
+        startup: usize,
+        /// Points drawn from the good trials' density per proposal.
+        #[serde(default = "twenty_four")]
+        candidates: usize,
+    },
+    /// Gaussian-process Bayesian optimisation: Matern-5/2 ARD kernel, log expected
+    /// improvement times the probability of feasibility; running trials are believed at the
+    /// posterior mean (kriging believer).
+    Gp {
+        /// Trials of a Latin hypercube before the model is used.
+        #[serde(default = "ten")]
+        initial: usize,
+        /// Search a TuRBO trust region around the incumbent instead of the whole cube.
+        #[serde(default)]
+        trust_region: bool,
+    },
+    /// CMA-ES from the centre of the cube.
+    CmaEs {
+        /// Initial step size in unit coordinates.
+        #[serde(default = "sixth")]
+        sigma0: f64,
+        /// Points per generation (default `4 + floor(3 ln d)`).
+        #[serde(default)]
+        population: Option<usize>,
+    },
+}
+
+fn ten() -> usize {
+    10
+}
+
+fn twenty_four() -> usize {
+    24
+}
+
+fn sixth() -> f64 {
+    1.0 / 6.0
 }
 
 /// A study, as `configs/hpo/<name>.yaml` holds it.

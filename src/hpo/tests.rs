@@ -224,7 +224,7 @@ fn a_study_that_could_not_run_is_refused_at_load_naming_the_key() {
         }
     }
     let unknown = StudyConfig::from_yaml(
-        &format!("{base}space: {{}}\nsampler: {{kind: tpe}}\n"),
+        &format!("{base}space: {{}}\nsampler: {{kind: bayes}}\n"),
         std::path::Path::new("t.yaml"),
     );
     assert!(
@@ -328,7 +328,7 @@ fn an_ask_tell_loop_keeps_the_budget_and_finds_the_best_trial() {
     );
     assert!(first[0].overrides()[0].starts_with("x1="));
     for t in &first[..5] {
-        study.tell(t.id, branin(t), true).unwrap();
+        study.tell(t.id, branin(t)).unwrap();
     }
     assert_eq!(
         study
@@ -342,7 +342,8 @@ fn an_ask_tell_loop_keeps_the_budget_and_finds_the_best_trial() {
     assert_eq!(rest.len(), 12, "the budget caps what is asked");
     assert!(study.ask(1).is_empty());
     for t in first[5..].iter().chain(&rest) {
-        study.tell(t.id, branin(t), t.id != 7).unwrap();
+        let broken = if t.id == 7 { 1.0 } else { -1.0 };
+        study.tell_constrained(t.id, branin(t), &[broken]).unwrap();
     }
     assert!(study.done());
     let feasible_min = study
@@ -352,6 +353,6 @@ fn an_ask_tell_loop_keeps_the_budget_and_finds_the_best_trial() {
         .map(branin)
         .fold(f64::INFINITY, f64::min);
     assert_eq!(study.best().map(branin), Some(feasible_min));
-    assert!(study.tell(3, 1.0, true).is_err(), "told twice");
-    assert!(study.tell(99, 1.0, true).is_err(), "never asked");
+    assert!(study.tell(3, 1.0).is_err(), "told twice");
+    assert!(study.tell(99, 1.0).is_err(), "never asked");
 }
