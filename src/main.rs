@@ -4,6 +4,8 @@
 mod analysis;
 #[path = "cli/cluster.rs"]
 mod cluster;
+#[path = "cli/hpo.rs"]
+mod hpo;
 #[path = "cli/notebooks.rs"]
 mod notebooks;
 #[path = "cli/state.rs"]
@@ -150,6 +152,9 @@ enum Command {
     /// Research state in projects/: init, iteration new, advance, invalidate, feedback,
     /// refresh, resume, log.
     State(state::StateArgs),
+    /// Hyper-parameter studies (`configs/hpo/<study>.yaml`): run, resume, status, export,
+    /// report, worker.
+    Hpo(hpo::HpoArgs),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -252,6 +257,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
                 force,
                 quiet,
                 stop_after_epochs,
+                ..TrainOptions::default()
             };
             let total = exps.len();
             for (i, exp) in exps.iter().enumerate() {
@@ -369,6 +375,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
         Command::Cluster(args) => cluster::run(configs, args),
         Command::Notebooks(command) => notebooks::run(configs, command),
         Command::State(args) => state::run(args),
+        Command::Hpo(args) => hpo::run(store(configs)?, args),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());
@@ -413,6 +420,7 @@ fn status_word(status: autoresearch::RunStatus) -> &'static str {
         autoresearch::RunStatus::Completed => "completed",
         autoresearch::RunStatus::Failed => "failed",
         autoresearch::RunStatus::Killed => "stopped (resumable)",
+        autoresearch::RunStatus::Pruned => "pruned by a study (final)",
     }
 }
 

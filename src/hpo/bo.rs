@@ -135,11 +135,11 @@ impl GpSampler {
         let (mut length, mut wins, mut losses) = (init, 0, 0);
         let mut best: Option<&Observation> = None;
         for o in sorted {
-            let better = best.is_none_or(|b| {
-                let (bf, of) = (b.feasible(), o.feasible());
-                (of && !bf)
-                    || (of && bf && o.loss < b.loss - 1e-3 * b.loss.abs())
-                    || (!of && !bf && o.violation() < b.violation())
+            let better = best.is_none_or(|b| match (o.feasible(), b.feasible()) {
+                (true, false) => true,
+                (true, true) => o.loss < b.loss - 1e-3 * b.loss.abs(),
+                (false, false) => o.violation() < b.violation(),
+                (false, true) => false,
             });
             if better {
                 best = Some(o);

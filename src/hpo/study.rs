@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::pruner::{ActivityRule, PrunerConfig};
 use super::space::Space;
 use crate::config::ConfigStore;
 use crate::error::{Error, Result};
@@ -95,6 +96,57 @@ pub enum SamplerConfig {
     },
 }
 
+/// When the sampler is asked for points (hpo_snn's MPI modes, on worker processes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchMode {
+    /// A batch of `workers` points; the next only when every one has finished.
+    Synchronous,
+    /// One new point for each finished trial.
+    Asynchronous,
+    /// A batch of `workers` points whenever at most `threshold` points wait for a worker, so
+    /// workers never idle while the sampler refits.
+    #[default]
+    Flexible,
+}
+
+/// How trials are handed to workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatch {
+    /// Synchronous, asynchronous or flexible.
+    #[serde(default)]
+    pub mode: DispatchMode,
+    /// Flexible mode's bound on points waiting for a worker.
+    #[serde(default = "one")]
+    pub threshold: usize,
+    /// Seconds between a running trial's heartbeats.
+    #[serde(default = "ten_f")]
+    pub heartbeat_s: f64,
+    /// Seconds without a heartbeat after which a trial is queued again.
+    #[serde(default = "sixty")]
+    pub grace_s: f64,
+}
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Dispatch {
+            mode: DispatchMode::default(),
+            threshold: 1,
+            heartbeat_s: 10.0,
+            grace_s: 60.0,
+        }
+    }
+}
+
+fn ten_f() -> f64 {
+    10.0
+}
+
+fn sixty() -> f64 {
+    60.0
+}
+
 fn ten() -> usize {
     10
 }
@@ -129,6 +181,15 @@ pub struct StudyConfig {
     /// How points are proposed.
     #[serde(default)]
     pub sampler: SamplerConfig,
+    /// How trials are compared epoch by epoch and stopped early.
+    #[serde(default)]
+    pub pruner: PrunerConfig,
+    /// hpo_snn's spike-activity rule: stop a silent net, record the excess as a constraint.
+    #[serde(default)]
+    pub activity: Option<ActivityRule>,
+    /// When new points are proposed and how stale workers are detected.
+    #[serde(default)]
+    pub dispatch: Dispatch,
     /// Trials run at once.
     #[serde(default = "one")]
     pub workers: usize,
@@ -218,6 +279,24 @@ impl StudyConfig {
                 (name, spec.mode)
             }
         };
+        let d = &self.dispatch;
+        if !(d.heartbeat_s.is_finite() && d.heartbeat_s > 0.0 && d.grace_s > d.heartbeat_s) {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "heartbeat_s {} and grace_s {}; use heartbeat_s > 0 and grace_s > heartbeat_s",
+                    d.heartbeat_s, d.grace_s
+                ),
+            ));
+        }
+        if let Some(a) = &self.activity {
+            if !(0.0..=1.0).contains(&a.max_fraction) {
+                return Err(Error::invalid(
+                    "activity.max_fraction",
+                    format!("{}; use a fraction in [0, 1]", a.max_fraction),
+                ));
+            }
+        }
         for (i, c) in self.constraints.iter().enumerate() {
             val_metric(&metrics, &c.metric, &format!("constraints[{i}].metric"))?;
             if c.max.is_some() == c.min.is_some() {

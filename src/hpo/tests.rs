@@ -163,7 +163,7 @@ fn designs_are_seeded_and_a_latin_hypercube_hits_every_stratum_once() {
     }
 }
 
-fn store() -> crate::config::ConfigStore {
+pub(super) fn store() -> crate::config::ConfigStore {
     crate::config::ConfigStore::new(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"),
     )

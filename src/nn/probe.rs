@@ -45,16 +45,42 @@ impl Probe for NoProbe {
     }
 }
 
-/// Accumulates each spiking layer's mean firing rate (spikes per neuron per step) over batches.
+/// Accumulates each spiking layer's mean firing rate (spikes per neuron per step) over batches,
+/// and optionally how many samples each layer fired fewer than `k` spikes for (hpo_snn's
+/// activity constraint).
 #[derive(Debug, Default, Clone)]
 pub struct FiringRates {
     layers: Vec<(String, f64, usize)>,
+    silent_below: Option<usize>,
+    /// Per layer: samples with fewer than `silent_below` spikes, samples seen.
+    silent: Vec<(String, usize, usize)>,
 }
 
 impl FiringRates {
     /// An empty accumulator.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator that also counts, per layer, the samples with fewer than `k` spikes
+    /// (over all its neurons and steps); layers then hand over their spike tensors.
+    pub fn counting_silent(k: usize) -> Self {
+        FiringRates {
+            silent_below: Some(k),
+            ..Self::default()
+        }
+    }
+
+    /// Per layer, the fraction of samples with fewer than `k` spikes (empty unless built by
+    /// [`FiringRates::counting_silent`]).
+    pub fn silent_fractions(&self) -> Vec<LayerRate> {
+        self.silent
+            .iter()
+            .map(|(name, silent, seen)| LayerRate {
+                layer: name.clone(),
+                rate: *silent as f64 / (*seen).max(1) as f64,
+            })
+            .collect()
     }
 
     /// Each layer's mean firing rate, in the order layers first reported.
@@ -86,11 +112,35 @@ impl Probe for FiringRates {
             .sum_all()?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?;
+        if let Some(k) = self.silent_below {
+            // [T, B, ...] -> spikes per sample [B]
+            let per_sample: Vec<f32> = spikes
+                .detach()
+                .abs()?
+                .sum(0)?
+                .flatten_from(1)?
+                .sum(1)?
+                .to_dtype(DType::F32)?
+                .to_vec1()?;
+            let silent = per_sample
+                .iter()
+                .filter(|&&c| (c as f64) < k as f64)
+                .count();
+            match self.silent.iter_mut().find(|(n, _, _)| n == name) {
+                Some(entry) => {
+                    entry.1 += silent;
+                    entry.2 += per_sample.len();
+                }
+                None => self
+                    .silent
+                    .push((name.to_string(), silent, per_sample.len())),
+            }
+        }
         self.record_count(name, sum, spikes.elem_count())
     }
 
     fn counts_suffice(&self) -> bool {
-        true
+        self.silent_below.is_none()
     }
 
     fn record_count(&mut self, name: &str, spikes: f64, neuron_steps: usize) -> Result<()> {

@@ -27,16 +27,20 @@ pub enum RunStatus {
     Failed,
     /// Stopped before the end on purpose (epoch budget, wall-time limit); resumable.
     Killed,
+    /// Stopped by a study's pruner; final, never resumed.
+    Pruned,
 }
 
 impl RunStatus {
-    /// The status as written in `metrics.json` (`running`, `completed`, `failed`, `killed`).
+    /// The status as written in `metrics.json` (`running`, `completed`, `failed`, `killed`,
+    /// `pruned`).
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Killed => "killed",
+            RunStatus::Pruned => "pruned",
         }
     }
 }
@@ -178,6 +182,7 @@ mod tests {
             RunStatus::Completed,
             RunStatus::Failed,
             RunStatus::Killed,
+            RunStatus::Pruned,
         ] {
             assert_eq!(serde_json::to_value(s)?, s.as_str());
         }

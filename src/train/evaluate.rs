@@ -23,6 +23,9 @@ pub struct Evaluation {
     pub metrics: Vec<NamedValue>,
     /// Mean firing rate of each spiking layer (spikes per neuron per step), in layer order.
     pub firing_rates: Vec<LayerRate>,
+    /// Per spiking layer, the fraction of samples with fewer than `k` spikes (only when
+    /// asked for, by [`evaluate_probed`] with [`FiringRates::counting_silent`]).
+    pub silent_fractions: Vec<LayerRate>,
 }
 
 impl Evaluation {
@@ -45,14 +48,34 @@ pub fn evaluate(
     task: &dyn Task,
     split: &dyn Split,
     batch_size: usize,
+    seeds: (u64, u64),
+    device: &Device,
+) -> Result<Evaluation> {
+    evaluate_probed(
+        net,
+        task,
+        split,
+        batch_size,
+        seeds,
+        device,
+        FiringRates::new(),
+    )
+}
+
+/// [`evaluate`] accumulating activity into `rates` (which may count silent samples).
+pub fn evaluate_probed(
+    net: &dyn Network,
+    task: &dyn Task,
+    split: &dyn Split,
+    batch_size: usize,
     (seed, stream): (u64, u64),
     device: &Device,
+    mut rates: FiringRates,
 ) -> Result<Evaluation> {
     on_pool(|| {
         let indices: Vec<usize> = (0..split.len()).collect();
         let mut loss_sum = 0.0;
         let mut sums = MetricSums::default();
-        let mut rates = FiringRates::new();
         for (i, idx) in indices.chunks(batch_size.max(1)).enumerate() {
             let Batch {
                 input: x,
@@ -68,6 +91,7 @@ pub fn evaluate(
             loss: loss_sum / split.len().max(1) as f64,
             metrics: task.finish(&sums),
             firing_rates: rates.rates(),
+            silent_fractions: rates.silent_fractions(),
         })
     })
 }

@@ -16,12 +16,12 @@ use candle_core::{DType, Device, Var};
 use crate::config::{DeviceConfig, ExperimentConfig};
 use crate::error::{Error, Result};
 use crate::nn::Builder;
-use crate::rundir::{Metrics, RunDir, RunStatus, SCHEMA_VERSION};
+use crate::rundir::{EpochRecord, Metrics, RunDir, RunStatus, SCHEMA_VERSION};
 use session::Session;
 
 pub use autoresearch_kernels::par::on_pool;
 pub use build::{build_run, BuiltRun};
-pub use evaluate::{evaluate, Evaluation, TEST_STREAM, VAL_STREAM};
+pub use evaluate::{evaluate, evaluate_probed, Evaluation, TEST_STREAM, VAL_STREAM};
 pub use inspect::{load_trained, TrainedModel};
 
 /// How to run training (as opposed to what to train, which is the config).
@@ -34,6 +34,40 @@ pub struct TrainOptions {
     /// Stop after this many epochs in this call, leaving the run `killed` and resumable
     /// (for wall-time-limited jobs).
     pub stop_after_epochs: Option<usize>,
+    /// Asked after every epoch (once its record and checkpoint are saved) whether to go on;
+    /// a [`Verdict::Prune`] ends the run as `pruned`, final.
+    pub monitor: Option<EpochMonitor>,
+    /// No test pass at the end: the run completes on validation alone (a study's trials).
+    pub skip_test: bool,
+    /// Also record, per spiking layer, the fraction of validation samples with fewer than
+    /// `k` spikes (`silent_lt<k>_<layer>` columns of `history.csv`).
+    pub silent_below: Option<usize>,
+}
+
+/// What an [`EpochMonitor`] decides after an epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Train the next epoch.
+    Continue,
+    /// Stop now; the reason goes to `log.txt`.
+    Prune(String),
+}
+
+/// A callback deciding after each epoch whether a run goes on (a study's pruner).
+#[derive(Clone)]
+pub struct EpochMonitor(pub std::sync::Arc<dyn Fn(&EpochRecord) -> Verdict + Send + Sync>);
+
+impl EpochMonitor {
+    /// The monitor calling `f`.
+    pub fn new(f: impl Fn(&EpochRecord) -> Verdict + Send + Sync + 'static) -> Self {
+        EpochMonitor(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for EpochMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EpochMonitor(..)")
+    }
 }
 
 impl TrainOptions {
@@ -45,6 +79,11 @@ impl TrainOptions {
     /// Sets [`TrainOptions::quiet`].
     pub fn with_quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
+        self
+    }
+    /// Sets [`TrainOptions::monitor`].
+    pub fn with_monitor(mut self, monitor: EpochMonitor) -> Self {
+        self.monitor = Some(monitor);
         self
     }
     /// Sets [`TrainOptions::stop_after_epochs`].
@@ -105,7 +144,7 @@ fn train_inner(
         ensure_same_config(&dir, cfg)?;
     }
     if let Some(m) = &existing {
-        if m.status == RunStatus::Completed {
+        if matches!(m.status, RunStatus::Completed | RunStatus::Pruned) {
             return Ok(RunOutcome {
                 dir,
                 metrics: m.clone(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::checkpoint::{self, TrainState};
 use super::early_stop::EarlyStopState;
-use super::evaluate::{evaluate, Evaluation, TEST_STREAM, VAL_STREAM};
+use super::evaluate::{evaluate_probed, Evaluation, TEST_STREAM, VAL_STREAM};
 use super::optim::AnyOptimizer;
 use super::progress::Progress;
 use super::{build_run, clip_grad_norm, now, schedule, BuiltRun, RunOutcome, TrainOptions};
@@ -17,7 +17,7 @@ use crate::data::{Batch, MetricSums};
 use crate::error::Result;
 use crate::metric::NamedValue;
 use crate::metric::{Mode, Objective};
-use crate::nn::Builder;
+use crate::nn::{Builder, FiringRates};
 use crate::rundir::{EpochRecord, Metrics, RunDir, RunStatus, SCHEMA_VERSION};
 
 /// One call of training over one run directory.
@@ -93,6 +93,16 @@ impl Session<'_> {
             self.sync_metrics(&state, &objective, RunStatus::Running);
             self.dir.write_metrics(&self.metrics)?;
             epochs_this_call += 1;
+            if let Some(monitor) = &self.opts.monitor {
+                if let super::Verdict::Prune(reason) = (monitor.0)(&record) {
+                    self.sync_metrics(&state, &objective, RunStatus::Pruned);
+                    self.metrics.finished_at = Some(now());
+                    self.dir.write_metrics(&self.metrics)?;
+                    self.dir
+                        .log(&format!("pruned after epoch {epoch}: {reason}"))?;
+                    return Ok(self.outcome(resumed));
+                }
+            }
             if self.opts.stop_after_epochs == Some(epochs_this_call)
                 && state.epoch < cfg.epochs
                 && !early_stopped
@@ -250,6 +260,10 @@ impl Session<'_> {
                 .firing_rates
                 .into_iter()
                 .map(|r| NamedValue::new(format!("rate_{}", r.layer), r.rate))
+                .chain(val.silent_fractions.into_iter().map(|r| {
+                    let k = self.opts.silent_below.unwrap_or(0);
+                    NamedValue::new(format!("silent_lt{k}_{}", r.layer), r.rate)
+                }))
                 .collect(),
         })
     }
@@ -260,13 +274,18 @@ impl Session<'_> {
         split: &dyn crate::data::Split,
         stream: u64,
     ) -> Result<Evaluation> {
-        evaluate(
+        let rates = match self.opts.silent_below {
+            Some(k) if stream == VAL_STREAM => FiringRates::counting_silent(k),
+            _ => FiringRates::new(),
+        };
+        evaluate_probed(
             &*run.net,
             &*run.data.task,
             split,
             self.cfg.eval_batch_size,
             (self.cfg.seed, stream),
             &run.device,
+            rates,
         )
     }
 
@@ -292,7 +311,12 @@ impl Session<'_> {
             }
             results.insert("val".to_string(), val);
         }
-        for (name, split) in &run.data.tests {
+        let tests = if self.opts.skip_test {
+            &[][..]
+        } else {
+            &run.data.tests[..]
+        };
+        for (name, split) in tests {
             let e = self.eval(run, &**split, TEST_STREAM)?;
             let mut values = std::collections::BTreeMap::from([("loss".to_string(), e.loss)]);
             values.extend(e.metrics.into_iter().map(|m| (m.name, m.value)));
