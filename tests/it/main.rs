@@ -9,6 +9,7 @@ mod cluster_e2e;
 mod compose;
 mod data;
 mod grad;
+mod hpo;
 mod local_executor;
 mod recurrent;
 mod snn;
