@@ -16,7 +16,11 @@ pub use crate::config::{
 };
 pub use crate::data::{load as load_data, Batch, Dataset, InputShape, MetricSums, Split, Task};
 pub use crate::display::{Markdown, NotebookDisplay, Png};
-pub use crate::hpo::{AskTell, Space, StudyConfig, Trial};
+pub use crate::hpo::functions::TestFunction;
+pub use crate::hpo::{
+    AskTell, CmaEsSampler, GpSampler, RandomSampler, Sampler, Space, Study, StudyConfig,
+    TpeSampler, Trial,
+};
 pub use crate::metric::{MetricSpec, Mode, Objective};
 pub use crate::nn::neuron::{
     leaky_step, surrogate_grad, Leaky, LeakyParams, LeakyState, NeuronDynamics, Scan,

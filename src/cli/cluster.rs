@@ -58,6 +58,29 @@ pub struct SweepArgs {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
+    /// Submit a hyper-parameter study (`configs/hpo/<study>.yaml`, uploaded by `setup`) as a
+    /// job array of workers; one of them coordinates. Monitor and fetch it like a sweep.
+    Study {
+        /// Cluster profile.
+        profile: String,
+        /// The study's name.
+        study: String,
+        /// Worker tasks (default: the study's `workers`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Walltime of each worker task, HH:MM:SS: the whole study's.
+        #[arg(long, default_value = "01:00:00")]
+        walltime: String,
+        /// CPU cores per worker.
+        #[arg(long, default_value_t = 1)]
+        cpus: u32,
+        /// Memory per worker in GB.
+        #[arg(long, default_value_t = 4)]
+        mem: u32,
+        /// Queue or partition (default: the profile's).
+        #[arg(long)]
+        queue: Option<String>,
+    },
     /// Upload this binary and configs/ to the cluster and check that the binary starts there.
     Setup {
         /// Cluster profile (configs/cluster/<name>.yaml).
@@ -192,6 +215,37 @@ pub fn run(configs: &Option<PathBuf>, args: ClusterArgs) -> Result<()> {
         Cluster::connect(profile, workspace.clone())
     };
     match args.command {
+        ClusterCommand::Study {
+            profile,
+            study,
+            workers,
+            walltime,
+            cpus,
+            mem,
+            queue,
+        } => {
+            let config = autoresearch::hpo::StudyConfig::load(&store, &study)?;
+            let job = autoresearch::cluster::StudyJob {
+                workers: workers.unwrap_or(config.workers),
+                study,
+                walltime: walltime
+                    .parse::<Walltime>()
+                    .map_err(|m| Error::invalid("--walltime", m))?,
+                cpus,
+                mem_gb: mem,
+                queue,
+            };
+            let mut cluster = connect(&profile)?;
+            let ids = cluster.submit_study(&job)?;
+            println!(
+                "submitted study {} as {} worker task(s) to {}: {}",
+                job.study,
+                ids.len(),
+                cluster.profile().name,
+                ids.join(" ")
+            );
+            Ok(())
+        }
         ClusterCommand::Setup { profile, binary } => {
             let binary = match binary {
                 Some(b) => b,

@@ -1,4 +1,5 @@
-//! `autoresearch hpo run|resume|status|export|report|worker`: hyper-parameter studies.
+//! `autoresearch hpo run|resume|status|export|report|baseline|retrain|worker`: hyper-parameter
+//! studies.
 
 use std::path::PathBuf;
 
@@ -56,11 +57,31 @@ pub enum HpoCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Train the default config on the study's data (its overrides, nothing sampled): the
+    /// baseline the report compares the best trial with.
+    Baseline {
+        /// The study's name.
+        study: String,
+    },
+    /// Re-train the best trial's parameters as a normal run (test pass included) on the
+    /// experiment with these overrides (none: full data and epochs).
+    Retrain {
+        /// The study's name.
+        study: String,
+        /// `key=value` overrides.
+        overrides: Vec<String>,
+    },
     /// Claim and train trials of the study in this directory until it is over (what `run`
-    /// starts locally and a job-array task runs on a cluster).
+    /// starts locally).
     Worker {
         /// The study directory (`runs/hpo/<study>`).
         dir: PathBuf,
+    },
+    /// A job-array task of `autoresearch cluster study`: claim and train trials of the study,
+    /// and coordinate it whenever its coordinator lock is free.
+    Work {
+        /// The study's name.
+        study: String,
     },
 }
 
@@ -95,8 +116,42 @@ pub fn run(store: ConfigStore, args: HpoArgs) -> Result<()> {
             Ok(())
         }
         HpoCommand::Report { study, out } => {
-            let _ = (study, out);
-            Err(autoresearch::Error::invalid("hpo report", "not built yet"))
+            let study = Study::load_in(ws(store), &study)?;
+            let path = study.report(out.as_deref())?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        HpoCommand::Baseline { study } => {
+            let study = Study::load_in(ws(store), &study)?;
+            let run = study.run_baseline()?;
+            let best = run.metrics.objective.as_ref().and_then(|o| o.best);
+            println!("{}  best {:?}", run.dir.path().display(), best);
+            Ok(())
+        }
+        HpoCommand::Retrain { study, overrides } => {
+            let study = Study::load_in(ws(store), &study)?;
+            let run = study.retrain_best(&overrides)?;
+            println!(
+                "{}  {}  {:?}",
+                run.dir.path().display(),
+                run.metrics.status.as_str(),
+                run.metrics.results
+            );
+            Ok(())
+        }
+        HpoCommand::Work { study } => {
+            let dir = StudyDir::new(&args.runs, &study);
+            let ran = autoresearch::hpo::worker::work_coordinating(
+                &store,
+                &dir,
+                &study,
+                autoresearch::hpo::runner::POLL_S,
+            )?;
+            eprintln!(
+                "worker {}: {ran} trials",
+                autoresearch::hpo::files::worker_name()
+            );
+            Ok(())
         }
         HpoCommand::Worker { dir } => {
             let ran = autoresearch::hpo::worker::work(

@@ -190,7 +190,7 @@ impl Cluster {
 
     /// Renders the job script of `points` (checking queue, resources and walltime before
     /// anything is sent), uploads it, submits it and records every run in the ledger.
-    fn submit_commands(
+    pub(super) fn submit_commands(
         &mut self,
         resources: &Resources,
         queue: Option<String>,

@@ -20,6 +20,7 @@ pub mod script;
 pub mod slurm;
 #[cfg(feature = "ssh")]
 pub mod ssh;
+pub mod study;
 pub mod sweep;
 pub mod sync;
 pub mod walltime;
@@ -36,6 +37,7 @@ pub use remote::{LocalShell, Output, Remote};
 pub use script::{shell_quote, JobRequest, JobScript};
 #[cfg(feature = "ssh")]
 pub use ssh::{SshRemote, SshTarget};
+pub use study::StudyJob;
 pub use sweep::{Sweep, SweepPoint};
 pub use sync::FetchReport;
 pub use walltime::{size_walltime, Walltime};

@@ -346,7 +346,7 @@ impl Coordinator {
                 trial: id,
                 unit,
                 overrides,
-                run_dir: RunDir::for_config(exp.config()).path().to_path_buf(),
+                run_dir: relative_to(RunDir::for_config(exp.config()).path(), self.dir.path()),
                 time: now_s(),
             })?;
             self.write_ticket(id)?;
@@ -378,6 +378,12 @@ impl Coordinator {
         }
         Ok(&self.log)
     }
+}
+
+/// `path` relative to `base` when it lies under it (run directories are journaled relative
+/// to the study directory, so a fetched study reads the same as on the cluster).
+fn relative_to(path: &Path, base: &Path) -> std::path::PathBuf {
+    path.strip_prefix(base).unwrap_or(path).to_path_buf()
 }
 
 /// Whether the study at `dir` has a live coordinator (a heartbeat within `grace_s`).

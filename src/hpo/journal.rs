@@ -44,7 +44,7 @@ pub enum Event {
         unit: Vec<f64>,
         /// The overrides it runs with.
         overrides: Vec<String>,
-        /// Its run directory.
+        /// Its run directory, relative to the study directory.
         run_dir: PathBuf,
         /// Seconds since the Unix epoch.
         time: f64,
@@ -239,7 +239,7 @@ pub struct TrialRecord {
     pub unit: Vec<f64>,
     /// Overrides it runs with.
     pub overrides: Vec<String>,
-    /// Its run directory.
+    /// Its run directory, relative to the study directory.
     pub run_dir: PathBuf,
     /// Where it stands.
     pub status: TrialStatus,

@@ -94,6 +94,16 @@ impl Study {
         self.coordinate()
     }
 
+    /// [`Study::resume`] when the study's journal exists, else [`Study::run`] (a notebook
+    /// cell that may run twice).
+    pub fn run_or_resume(&self) -> Result<StudyLog> {
+        if self.dir.journal_path().exists() {
+            self.resume()
+        } else {
+            self.run()
+        }
+    }
+
     /// Carries on a study that was stopped or killed: trials whose heartbeat is stale are
     /// queued again and resume from their checkpoints; finished ones are kept.
     pub fn resume(&self) -> Result<StudyLog> {

@@ -30,22 +30,98 @@ pub fn frozen_config(dir: &StudyDir) -> Result<StudyConfig> {
 /// trials this worker ran.
 pub fn work(store: &ConfigStore, dir: &StudyDir, poll_s: f64) -> Result<usize> {
     let config = frozen_config(dir)?;
+    work_with(store, dir, &config, poll_s, None)
+}
+
+/// [`work`] for a job-array task of study `name` (`configs/hpo/<name>.yaml`): every task
+/// also tries to take the study's coordinator lock, and the one holding it coordinates in a
+/// thread beside its trials; when that task dies the lock is free and another takes over.
+pub fn work_coordinating(
+    store: &ConfigStore,
+    dir: &StudyDir,
+    name: &str,
+    poll_s: f64,
+) -> Result<usize> {
+    let config = StudyConfig::load(store, name)?;
+    dir.create()?;
+    work_with(store, dir, &config, poll_s, Some(name))
+}
+
+/// A coordinator running in a thread while this process holds `coordinator.lock`.
+struct CoordinatorThread {
+    handle: std::thread::JoinHandle<Result<()>>,
+}
+
+impl CoordinatorThread {
+    /// Takes the lock if it is free and starts coordinating study `name`.
+    fn try_start(
+        store: &ConfigStore,
+        dir: &StudyDir,
+        name: &str,
+        config: &StudyConfig,
+        poll_s: f64,
+    ) -> Result<Option<CoordinatorThread>> {
+        let path = dir.path().join("coordinator.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("opening", &path))?;
+        if lock.try_lock().is_err() {
+            return Ok(None);
+        }
+        let (store, dir, name, config) =
+            (store.clone(), dir.clone(), name.to_string(), config.clone());
+        let handle = std::thread::spawn(move || {
+            let _held = lock;
+            let mut c = super::coordinator::Coordinator::open(&store, dir.clone(), &name, &config)?;
+            c.run(poll_s).map(|_| ())
+        });
+        Ok(Some(CoordinatorThread { handle }))
+    }
+}
+
+fn work_with(
+    store: &ConfigStore,
+    dir: &StudyDir,
+    config: &StudyConfig,
+    poll_s: f64,
+    coordinate: Option<&str>,
+) -> Result<usize> {
     let (metric, mode) = config.check(store)?;
     let started = Instant::now();
     let grace = config.dispatch.grace_s;
     let mut ran = 0;
+    let mut coordinator: Option<CoordinatorThread> = None;
     loop {
-        if dir.stop().exists() {
+        if let Some(name) = coordinate {
+            match &coordinator {
+                Some(c) if c.handle.is_finished() => {
+                    if let Some(c) = coordinator.take() {
+                        c.handle.join().map_err(|_| {
+                            Error::Analysis("the coordinator thread panicked".into())
+                        })??;
+                    }
+                }
+                Some(_) => {}
+                None if !dir.stop().exists() => {
+                    coordinator = CoordinatorThread::try_start(store, dir, name, config, poll_s)?;
+                }
+                None => {}
+            }
+        }
+        if dir.stop().exists() && coordinator.is_none() {
             return Ok(ran);
         }
         match dir.claim()? {
             Some(ticket) => {
-                run_trial(store, dir, &config, (&metric, mode), &ticket)?;
+                run_trial(store, dir, config, (&metric, mode), &ticket)?;
                 ran += 1;
             }
             None => {
                 let silent = !coordinator_alive(dir.path(), grace);
-                if silent && started.elapsed().as_secs_f64() > grace {
+                if coordinate.is_none() && silent && started.elapsed().as_secs_f64() > grace {
                     return Ok(ran);
                 }
                 std::thread::sleep(Duration::from_secs_f64(poll_s));

@@ -24,6 +24,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/leaderboard.md.j2"),
     ),
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
+    (
+        "hpo_report.md.j2",
+        include_str!("../../templates/hpo_report.md.j2"),
+    ),
     ("pbs.sh.j2", include_str!("../../templates/pbs.sh.j2")),
     ("slurm.sh.j2", include_str!("../../templates/slurm.sh.j2")),
 ];

@@ -163,6 +163,7 @@ fn slurm_over_ssh_end_to_end() {
     assert!(setup.configs.uploaded.len() > 20);
 
     sweep_submit_monitor_fetch(&mut cluster, root);
+    a_study_runs_as_an_array_of_two_workers(&mut cluster, root);
     interrupted_jobs_are_resubmitted_and_resume(&mut cluster, root);
     user_cancel_is_not_resubmitted(&mut cluster);
     bad_inputs_fail_clearly_and_leave_the_ledger_intact(&bed, root, &ws);
@@ -205,6 +206,56 @@ fn sweep_submit_monitor_fetch(cluster: &mut Cluster, root: &Path) {
     // a second fetch copies nothing
     let again = cluster.fetch(&[]).unwrap();
     assert!(again.copied.is_empty() && again.unchanged >= 10, "{again}");
+}
+
+/// `configs/hpo/snn_smoke.yaml` as a job array of two workers (one coordinates): it finishes
+/// on the cluster, the monitor fetches the study directory, and the journal read here has
+/// every trial finished, run by both workers.
+fn a_study_runs_as_an_array_of_two_workers(cluster: &mut Cluster, root: &Path) {
+    use autoresearch::hpo::{StudyLog, TrialStatus};
+    let ids = cluster
+        .submit_study(&autoresearch::cluster::StudyJob {
+            study: "snn_smoke".into(),
+            workers: 2,
+            walltime: Walltime::hms(0, 10, 0),
+            cpus: 1,
+            mem_gb: 1,
+            queue: None,
+        })
+        .unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let rounds = monitor(cluster, Duration::from_secs(300));
+    assert!(rounds.iter().all(|r| r.failures.is_empty()));
+    let journal = root.join("runs/hpo/snn_smoke/journal.jsonl");
+    let log = StudyLog::read(&journal).unwrap();
+    assert_eq!(log.trials.len(), 6);
+    assert_eq!(
+        log.count(TrialStatus::Completed) + log.count(TrialStatus::Pruned),
+        6,
+        "{log:?}"
+    );
+    let mut workers: Vec<&str> = log
+        .trials
+        .iter()
+        .filter_map(|t| t.worker.as_deref())
+        .collect();
+    workers.sort_unstable();
+    workers.dedup();
+    assert_eq!(workers.len(), 2, "both array tasks ran trials: {workers:?}");
+    // the trials' run directories came back with the journal (paths relative to the study)
+    let study = root.join("runs/hpo/snn_smoke");
+    for t in &log.trials {
+        assert!(
+            study.join(&t.run_dir).join("history.csv").is_file(),
+            "{}",
+            t.run_dir.display()
+        );
+    }
+    let fetched = root.join("runs/hpo/snn_smoke/trials");
+    assert!(
+        scan(&fetched).unwrap().runs.height() == 6,
+        "six trial runs fetched"
+    );
 }
 
 /// Waits until the run's first checkpoint exists on the cluster while job `id` still runs.
