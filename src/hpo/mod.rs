@@ -40,6 +40,7 @@ pub use runner::{best_trial, Study};
 pub use sampler::{LatinHypercubeSampler, Observation, RandomSampler, Sampler};
 pub use space::{Param, ParamValue, Space, When};
 pub use study::{
-    Budget, Constraint, Dispatch, DispatchMode, SamplerConfig, StudyConfig, StudyObjective,
+    Budget, Constraint, Dispatch, DispatchMode, SamplerConfig, StudyConfig, StudyIteration,
+    StudyObjective,
 };
 pub use tpe::TpeSampler;

@@ -120,8 +120,24 @@ impl Study {
         self.coordinate()
     }
 
+    /// Records the study in its research-state iteration (`projects/` beside `configs/`).
+    pub fn link_iteration(&self) -> Result<()> {
+        let Some(it) = &self.config.iteration else {
+            return Ok(());
+        };
+        let root = self.workspace.configs.root();
+        let projects = root.parent().unwrap_or(root).join("projects");
+        crate::state::ProjectStore::new(projects).link_study(
+            &it.project,
+            it.number,
+            &self.name,
+            &self.dir.path().display().to_string(),
+        )
+    }
+
     /// Opens the coordinator, starts the worker processes, runs to the end, waits for them.
     fn coordinate(&self) -> Result<StudyLog> {
+        self.link_iteration()?;
         let mut coordinator = Coordinator::open(
             &self.workspace.configs,
             self.dir.clone(),

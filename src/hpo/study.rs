@@ -96,6 +96,16 @@ pub enum SamplerConfig {
     },
 }
 
+/// A project's iteration, as `projects/<project>/iterations/<number>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyIteration {
+    /// The project's slug.
+    pub project: String,
+    /// The iteration's number.
+    pub number: u32,
+}
+
 /// When the sampler is asked for points (hpo_snn's MPI modes, on worker processes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,6 +200,10 @@ pub struct StudyConfig {
     /// When new points are proposed and how stale workers are detected.
     #[serde(default)]
     pub dispatch: Dispatch,
+    /// The research-state iteration the study belongs to (recorded in its `experiments.yaml`
+    /// under `studies:` when the study starts).
+    #[serde(default)]
+    pub iteration: Option<StudyIteration>,
     /// Trials run at once.
     #[serde(default = "one")]
     pub workers: usize,

@@ -356,3 +356,29 @@ fn an_ask_tell_loop_keeps_the_budget_and_finds_the_best_trial() {
     assert!(study.tell(3, 1.0).is_err(), "told twice");
     assert!(study.tell(99, 1.0).is_err(), "never asked");
 }
+
+#[test]
+fn a_study_is_recorded_once_in_its_iteration_and_a_missing_iteration_is_refused() {
+    use crate::state::ProjectStore;
+    use crate::state::Timestamp;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ProjectStore::new(tmp.path());
+    let now = Timestamp::now();
+    store.init("snn", "", "", &now).unwrap();
+    let it = store.new_iteration("snn", "tune the SNN", &now).unwrap();
+    for _ in 0..2 {
+        store
+            .link_study("snn", it.number, "snn_ffnn_rate", "runs/hpo/snn_ffnn_rate")
+            .unwrap();
+    }
+    let file = store.experiments("snn", it.number).unwrap();
+    assert_eq!(file.studies.len(), 1);
+    assert_eq!(file.studies[0].dir, "runs/hpo/snn_ffnn_rate");
+    assert!(store.link_study("snn", 9, "x", "y").is_err());
+    let study = super::study::StudyConfig::from_yaml(
+        "experiment: mnist_ffnn_adam\nspace: {seed: {type: int, low: 0, high: 3}}\nbudget: {trials: 1}\niteration: {project: snn, number: 1}\n",
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    assert_eq!(study.iteration.map(|i| i.number), Some(1));
+}

@@ -212,6 +212,22 @@ impl ProjectStore {
         )
     }
 
+    /// Records study `name` (directory `dir`) as part of iteration `number` of `slug` (once);
+    /// the iteration must exist.
+    pub fn link_study(&self, slug: &str, number: u32, name: &str, dir: &str) -> Result<()> {
+        self.iteration(slug, number)?;
+        let mut file = self.experiments(slug, number)?;
+        if file.studies.iter().any(|s| s.name == name) {
+            return Ok(());
+        }
+        file.studies.push(plan::StudyLink {
+            name: name.to_string(),
+            dir: dir.to_string(),
+            extra: Default::default(),
+        });
+        self.save_experiments(slug, number, &file)
+    }
+
     /// The literature of an iteration (none when the file does not exist).
     pub fn literature(&self, slug: &str, number: u32) -> Result<LiteratureFile> {
         let path = self.iteration_dir(slug, number).join("literature.yaml");

@@ -155,12 +155,27 @@ impl PlannedExperiment {
     }
 }
 
+/// A hyper-parameter study that belongs to an iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyLink {
+    /// The study's name (`configs/hpo/<name>.yaml`).
+    pub name: String,
+    /// Its directory (`runs/hpo/<name>`), where its journal and trials are.
+    pub dir: String,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// `experiments.yaml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentsFile {
     /// The iteration's experiments.
     #[serde(default)]
     pub experiments: Vec<PlannedExperiment>,
+    /// The hyper-parameter studies it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub studies: Vec<StudyLink>,
     /// When the results were last computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results_computed_at: Option<Timestamp>,
