@@ -11,6 +11,24 @@ use crate::metric::Mode;
 use crate::plot::labels::integer_tick;
 use crate::plot::{err, legend, padded_range, plane, Chart, FONT, PALETTE};
 
+/// Axis names without their shared config path (`model.neuron.beta` -> `beta`), unless two
+/// would then read the same.
+fn short_names(keys: &[String]) -> Vec<String> {
+    let last: Vec<String> = keys
+        .iter()
+        .map(|k| k.rsplit('.').next().unwrap_or(k).to_string())
+        .collect();
+    let unique = last
+        .iter()
+        .enumerate()
+        .all(|(i, a)| last.iter().skip(i + 1).all(|b| a != b));
+    if unique {
+        last
+    } else {
+        keys.to_vec()
+    }
+}
+
 /// Colour of a trial's status: completed blue, pruned orange, infeasible or failed grey.
 fn status_color(status: TrialStatus, feasible: bool) -> RGBColor {
     match (status, feasible) {
@@ -175,7 +193,7 @@ impl Chart for ParallelCoordinates {
             -0.05..1.05,
             60,
         )?;
-        let names = self.axes.clone();
+        let names = short_names(&self.axes);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -279,7 +297,7 @@ impl Chart for Importance {
             0.0..top,
             60,
         )?;
-        let names: Vec<String> = self.shares.iter().map(|s| s.0.clone()).collect();
+        let names = short_names(&self.shares.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
         chart
             .configure_mesh()
             .disable_x_mesh()

@@ -207,6 +207,14 @@ impl StudyDir {
     }
 }
 
+/// Whether the run directory `path` lies inside a study directory (an ancestor holds
+/// `study.yaml` and `journal.jsonl`).
+pub fn in_study(path: &Path) -> bool {
+    path.ancestors()
+        .skip(1)
+        .any(|a| a.join("journal.jsonl").is_file() && a.join("study.yaml").is_file())
+}
+
 /// This process as a worker name, `host:pid`.
 pub fn worker_name() -> String {
     format!(

@@ -102,3 +102,17 @@ fn a_study_of_the_same_name_with_another_config_is_refused() {
         .unwrap_or_default();
     assert!(err.contains("another configuration"), "{err}");
 }
+
+#[test]
+fn run_directories_inside_a_study_are_recognised() {
+    let root = tempfile::tempdir().unwrap();
+    drive(root.path(), "asynchronous", &[]);
+    let trial = root
+        .path()
+        .join("trials/t0003/mnist_snn_ffnn_rate/v/seed_0");
+    assert!(super::files::in_study(&trial));
+    let other = tempfile::tempdir().unwrap();
+    assert!(!super::files::in_study(
+        &other.path().join("elsewhere/seed_0")
+    ));
+}

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use polars::prelude::DataFrame;
+use polars::prelude::{BooleanChunked, DataFrame, NewChunkedArray};
 use serde::{Deserialize, Serialize};
 
 use super::{is_percent, render, value_pm};
@@ -163,6 +163,8 @@ impl Leaderboard {
     /// several), groups ranked by the seed mean of their best objective value
     /// ([`OBJECTIVE_BEST`]; `best_val_acc` for version-1 runs) in the objective's direction.
     pub fn build(runs: &DataFrame, annotations: &Annotations) -> Result<Leaderboard> {
+        let outside = outside_studies(runs)?;
+        let runs = &outside;
         let summary = summarize(runs, OBJECTIVE_BEST)?;
         let objectives = group_objectives(runs)?;
         let mut tables: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
@@ -426,6 +428,20 @@ pub fn replace_section(readme: &str, section: &str) -> Result<String> {
         body,
         &readme[end..]
     ))
+}
+
+/// `runs` without the runs of hyper-parameter studies (trials on slices, the baseline and
+/// re-training inside a study directory): a study's results are in its own report.
+fn outside_studies(runs: &DataFrame) -> Result<DataFrame> {
+    let mask: Vec<bool> = str_column(runs, "path")?
+        .iter()
+        .map(|p| {
+            !p.as_deref()
+                .is_some_and(|p| crate::hpo::files::in_study(Path::new(p)))
+        })
+        .collect();
+    runs.filter(&BooleanChunked::from_slice("outside".into(), &mask))
+        .map_err(|e| Error::Analysis(format!("selecting runs: {e}")))
 }
 
 #[cfg(test)]

@@ -49,7 +49,12 @@ fn configs(root: &Path) -> PathBuf {
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs"),
         &configs,
     );
-    std::fs::write(configs.join("hpo/kill.yaml"), STUDY).unwrap();
+    let data = format!("overrides: [data.root={}, ", shared_mnist().display());
+    std::fs::write(
+        configs.join("hpo/kill.yaml"),
+        STUDY.replacen("overrides: [", &data, 1),
+    )
+    .unwrap();
     configs
 }
 
@@ -203,4 +208,103 @@ fn a_study_killed_at_five_moments_resumes_without_losing_or_duplicating_trials()
     }
     let status = hpo(root, &["status", "kill"]).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("16 of 16 trials"));
+}
+
+#[test]
+fn a_pruned_run_says_so_stops_at_once_and_is_never_resumed() {
+    use autoresearch::train::{EpochMonitor, TrainOptions, Verdict};
+    use autoresearch::RunStatus;
+    let tmp = tempdir();
+    let exp = crate::compose(
+        "mnist_snn_ffnn_rate",
+        tmp.path(),
+        &[
+            "data.limit=600",
+            "epochs=4",
+            "model.hidden=[32]",
+            "model.encoder.steps=4",
+        ],
+    )
+    .unwrap();
+    let opts = TrainOptions {
+        quiet: true,
+        skip_test: true,
+        silent_below: Some(3),
+        ..TrainOptions::default()
+    }
+    .with_monitor(EpochMonitor::new(|r| {
+        assert!(r.value("silent_lt3_lif2").is_some(), "{:?}", r.extra);
+        if r.epoch == 2 {
+            Verdict::Prune("test rule".into())
+        } else {
+            Verdict::Continue
+        }
+    }));
+    let run = exp.train_with(&opts).unwrap();
+    assert_eq!(run.metrics.status, RunStatus::Pruned);
+    assert_eq!(
+        run.metrics.epochs_done, 2,
+        "stopped right after the decision"
+    );
+    assert!(run.metrics.test_acc.is_none(), "validation only");
+    let log = std::fs::read_to_string(run.dir.path().join("log.txt")).unwrap();
+    assert!(log.contains("pruned after epoch 2: test rule"), "{log}");
+    let again = exp
+        .train_with(&TrainOptions::default().with_quiet(true))
+        .unwrap();
+    assert!(again.skipped, "a pruned run is final");
+    assert_eq!(again.metrics.epochs_done, 2);
+}
+
+#[test]
+fn a_requeued_trial_resumes_from_its_run_checkpoint() {
+    use autoresearch::hpo::coordinator::Coordinator;
+    use autoresearch::hpo::files::{read_json, StudyDir, Ticket};
+    use autoresearch::hpo::{Study, StudyConfig};
+    use autoresearch::train::TrainOptions;
+    let tmp = tempdir();
+    let root = tmp.path();
+    configs(root);
+    let store = autoresearch::config::ConfigStore::new(root.join("configs")).unwrap();
+    let ws = autoresearch::cluster::Workspace::new(
+        &root.join("configs"),
+        &root.join("runs"),
+        &root.join("jobs/ledger.yaml"),
+    )
+    .unwrap();
+    let config = StudyConfig::load(&store, "kill").unwrap();
+    let study = Study::new(ws, "kill", config.clone())
+        .with_binary(PathBuf::from(env!("CARGO_BIN_EXE_autoresearch")));
+    // the coordinator queues the first trials and dies; trial 0 had trained one epoch
+    let dir = StudyDir::at(study.dir().path());
+    let mut c = Coordinator::open(&store, dir.clone(), "kill", &config).unwrap();
+    c.step().unwrap();
+    drop(c);
+    let ticket: Ticket = read_json(&dir.queued(0)).unwrap();
+    let exp = autoresearch::Experiment::compose_in(&store, &config.experiment, &ticket.overrides)
+        .unwrap();
+    let first = exp
+        .train_with(
+            &TrainOptions::default()
+                .with_quiet(true)
+                .with_stop_after_epochs(1),
+        )
+        .unwrap();
+    assert_eq!(first.metrics.epochs_done, 1);
+    let log = study.resume().unwrap();
+    assert_eq!(log.trials.len(), 16);
+    let trial0 = study.dir().path().join(&log.trials[0].run_dir);
+    let text = std::fs::read_to_string(trial0.join("log.txt")).unwrap();
+    assert!(
+        text.contains("resumed from checkpoint after epoch 1"),
+        "{text}"
+    );
+    let history = std::fs::read_to_string(trial0.join("history.csv")).unwrap();
+    let epochs: Vec<&str> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let want: Vec<String> = (1..=epochs.len()).map(|e| e.to_string()).collect();
+    assert_eq!(epochs, want, "one row per epoch, none repeated");
 }
