@@ -134,3 +134,46 @@ fn cma_es_beats_random_search_tenfold_on_rosenbrock5_at_200() {
         15,
     );
 }
+
+/// Branin restricted to `x1 <= -0.5` (unit `u0 <= 0.3`), whose feasible minimum is still
+/// 0.397887 at `(-pi, 12.275)`: the best feasible value found in `n` evaluations, minus it.
+fn constrained_regret(n: usize, sampler: &dyn Sampler) -> f64 {
+    let mut observed: Vec<Observation> = Vec::with_capacity(n);
+    for trial in 0..n {
+        let unit = sampler.ask(trial, 1, &observed, &[]).remove(0);
+        let loss = Branin.at_unit(&unit);
+        let constraints = vec![unit[0] - 0.3];
+        observed.push(Observation {
+            id: trial,
+            unit,
+            loss,
+            constraints,
+        });
+    }
+    observed
+        .iter()
+        .filter(|o| o.feasible())
+        .map(|o| o.loss)
+        .fold(f64::INFINITY, f64::min)
+        - Branin.minimum()
+}
+
+#[test]
+fn constrained_gp_bo_and_its_trust_region_find_the_feasible_minimum() {
+    for trust_region in [false, true] {
+        let cfg = SamplerConfig::Gp {
+            initial: 10,
+            trust_region,
+        };
+        let run = |cfg: &SamplerConfig| -> Vec<f64> {
+            (0..10u64)
+                .into_par_iter()
+                .map(|seed| constrained_regret(40, build(cfg, 2, 40, seed).as_ref()))
+                .collect()
+        };
+        let (ours, random) = (run(&cfg), run(&SamplerConfig::Random));
+        let (m, r) = (median(&ours), median(&random));
+        eprintln!("constrained Branin n=40, {cfg:?}: median feasible regret {m:.4}, random {r:.4}");
+        assert!(m <= 0.05 && m * 3.0 <= r, "{cfg:?}: {m} vs random {r}");
+    }
+}
