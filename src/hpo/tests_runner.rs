@@ -116,3 +116,22 @@ fn run_directories_inside_a_study_are_recognised() {
         &other.path().join("elsewhere/seed_0")
     ));
 }
+
+#[test]
+fn a_torn_last_line_is_skipped_and_a_bad_line_elsewhere_names_its_number() {
+    let root = tempfile::tempdir().unwrap();
+    drive(root.path(), "synchronous", &[]);
+    let path = StudyDir::at(root.path()).journal_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let torn = format!("{}\n{{\"event\":\"tel", text.trim_end());
+    std::fs::write(&path, torn).unwrap();
+    assert_eq!(StudyLog::read(&path).unwrap().trials.len(), 14);
+    lines[2] = "not json";
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = StudyLog::read(&path)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("line 3"), "{err}");
+}
