@@ -141,31 +141,29 @@ pub fn run(store: ConfigStore, args: HpoArgs) -> Result<()> {
         }
         HpoCommand::Work { study } => {
             let dir = StudyDir::new(&args.runs, &study);
-            let ran = autoresearch::hpo::worker::work_coordinating(
+            worker_done(autoresearch::hpo::worker::work_coordinating(
                 &store,
                 &dir,
                 &study,
                 autoresearch::hpo::runner::POLL_S,
-            )?;
-            eprintln!(
-                "worker {}: {ran} trials",
-                autoresearch::hpo::files::worker_name()
-            );
-            Ok(())
+            ))
         }
-        HpoCommand::Worker { dir } => {
-            let ran = autoresearch::hpo::worker::work(
-                &store,
-                &StudyDir::at(dir),
-                autoresearch::hpo::runner::POLL_S,
-            )?;
-            eprintln!(
-                "worker {}: {ran} trials",
-                autoresearch::hpo::files::worker_name()
-            );
-            Ok(())
-        }
+        HpoCommand::Worker { dir } => worker_done(autoresearch::hpo::worker::work(
+            &store,
+            &StudyDir::at(dir),
+            autoresearch::hpo::runner::POLL_S,
+        )),
     }
+}
+
+/// Says how many trials this worker ran (in its log).
+fn worker_done(ran: Result<usize>) -> Result<()> {
+    eprintln!(
+        "worker {}: {} trials",
+        autoresearch::hpo::files::worker_name(),
+        ran?
+    );
+    Ok(())
 }
 
 /// Prints trials per status, the best trial, and one line per trial.

@@ -12,7 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::gp::Gp;
 use super::math::{log_h, log_norm_cdf};
-use super::sampler::{initial_design, rank, sequential, trial_seed, Observation, Sampler};
+use super::sampler::{initial_design, rank, trial_seed, Observation, PointByPoint};
 
 /// Uniform candidates scored per proposal.
 const CANDIDATES: usize = 1000;
@@ -191,8 +191,9 @@ impl GpSampler {
                 .collect(),
         }
     }
+}
 
-    /// The point for trial `trial`.
+impl PointByPoint for GpSampler {
     fn propose(&self, trial: usize, observed: &[Observation], pending: &[Vec<f64>]) -> Vec<f64> {
         if trial < self.initial {
             return initial_design(trial, self.initial, self.dims, self.seed);
@@ -241,19 +242,5 @@ impl GpSampler {
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, p)| p)
             .unwrap_or_else(|| vec![0.5; self.dims])
-    }
-}
-
-impl Sampler for GpSampler {
-    fn ask(
-        &self,
-        first: usize,
-        q: usize,
-        observed: &[Observation],
-        pending: &[Vec<f64>],
-    ) -> Vec<Vec<f64>> {
-        sequential(first, q, pending, |trial, pending| {
-            self.propose(trial, observed, pending)
-        })
     }
 }

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::sampler::{rank, sequential, trial_seed, Observation, Sampler};
+use super::sampler::{rank, trial_seed, Observation, PointByPoint};
 
 /// CMA-ES over `dims` unit axes.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,17 +140,9 @@ impl CmaEsSampler {
     }
 }
 
-impl Sampler for CmaEsSampler {
-    fn ask(
-        &self,
-        first: usize,
-        q: usize,
-        observed: &[Observation],
-        pending: &[Vec<f64>],
-    ) -> Vec<Vec<f64>> {
-        sequential(first, q, pending, |trial, _| {
-            let state = self.state(trial / self.lambda, observed);
-            self.point(&state, trial).iter().copied().collect()
-        })
+impl PointByPoint for CmaEsSampler {
+    fn propose(&self, trial: usize, observed: &[Observation], _: &[Vec<f64>]) -> Vec<f64> {
+        let state = self.state(trial / self.lambda, observed);
+        self.point(&state, trial).iter().copied().collect()
     }
 }

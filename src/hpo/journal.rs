@@ -193,6 +193,17 @@ pub fn read(path: &Path) -> Result<Vec<Event>> {
     Ok(events)
 }
 
+/// The trial ids of the `ask` events, in journal order (each id once in a sound journal).
+pub fn asked(events: &[Event]) -> Vec<usize> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ask { trial, .. } => Some(*trial),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Where a trial stands in the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

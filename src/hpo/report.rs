@@ -123,6 +123,54 @@ impl Study {
         Ok(path)
     }
 
+    /// The baseline's row: its value of `metric` and how far `best` is above it (none
+    /// before `hpo baseline` ran).
+    fn baseline_row(&self, metric: &str, best: Option<f64>) -> Result<Option<serde_json::Value>> {
+        let exp = self.baseline_experiment()?;
+        let dir = exp.run_dir();
+        Ok(dir.read_metrics()?.and_then(|m| {
+            let value = m
+                .objective
+                .filter(|o| o.metric == metric)
+                .and_then(|o| o.best)?;
+            Some(serde_json::json!({
+                "value": format!("{value:.4}"),
+                "run_dir": dir.path().display().to_string(),
+                "delta": best.map_or("-".to_string(), |b| format!("{:.4}", b - value)),
+            }))
+        }))
+    }
+
+    /// The re-trained best point's row: its overrides and every split's metrics (none before
+    /// `hpo retrain` ran).
+    fn retrain_row(&self) -> Option<serde_json::Value> {
+        let r = read_json::<Retrain>(&self.dir().path().join("retrain.json")).ok()?;
+        let m = crate::rundir::RunDir::at(&r.run_dir)
+            .read_metrics()
+            .ok()??;
+        let results: Vec<String> = m
+            .results
+            .iter()
+            .flat_map(|(split, values)| {
+                values
+                    .iter()
+                    .filter(|(k, _)| *k != "loss")
+                    .map(move |(k, v)| format!("{split}_{k} {v:.4}"))
+            })
+            .collect();
+        let overrides: Vec<&str> = r
+            .overrides
+            .iter()
+            .filter(|o| !o.starts_with("runs_dir="))
+            .map(String::as_str)
+            .collect();
+        Some(serde_json::json!({
+            "overrides": overrides.join(" "),
+            "results": results,
+            "run_dir": r.run_dir.display().to_string(),
+        }))
+    }
+
     /// The report's template context.
     fn context(
         &self,
@@ -139,34 +187,8 @@ impl Study {
         let best = best_trial(log, mode);
         let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
         let params = |overrides: &[String]| overrides.join(" ");
-        let baseline = self.baseline_experiment()?.run_dir().read_metrics()?.and_then(|m| {
-            let value = m.objective.filter(|o| o.metric == metric).and_then(|o| o.best)?;
-            Some(serde_json::json!({
-                "value": format!("{value:.4}"),
-                "run_dir": self.baseline_experiment().ok()?.run_dir().path().display().to_string(),
-                "delta": fmt(best.and_then(|b| b.value).map(|b| b - value)),
-            }))
-        });
-        let retrain = read_json::<Retrain>(&self.dir().path().join("retrain.json"))
-            .ok()
-            .and_then(|r| {
-                let m = crate::rundir::RunDir::at(&r.run_dir).read_metrics().ok()??;
-                let results: Vec<String> = m
-                    .results
-                    .iter()
-                    .flat_map(|(split, values)| {
-                        values
-                            .iter()
-                            .filter(|(k, _)| *k != "loss")
-                            .map(move |(k, v)| format!("{split}_{k} {v:.4}"))
-                    })
-                    .collect();
-                Some(serde_json::json!({
-                    "overrides": r.overrides.iter().filter(|o| !o.starts_with("runs_dir=")).cloned().collect::<Vec<_>>().join(" "),
-                    "results": results,
-                    "run_dir": r.run_dir.display().to_string(),
-                }))
-            });
+        let baseline = self.baseline_row(metric, best.and_then(|b| b.value))?;
+        let retrain = self.retrain_row();
         let counts: Vec<String> = [
             TrialStatus::Completed,
             TrialStatus::Pruned,
@@ -180,25 +202,6 @@ impl Study {
             .filter_map(|t| t.ended_s)
             .fold(log.started_s, f64::max)
             - log.started_s;
-        let space: Vec<serde_json::Value> = c
-            .space
-            .params
-            .iter()
-            .map(|(k, p)| {
-                let (kind, range) = match p {
-                    Param::Float { low, high, log, .. } => (
-                        if *log { "float, log" } else { "float" },
-                        format!("[{low}, {high}]"),
-                    ),
-                    Param::Int { low, high, log, .. } => (
-                        if *log { "int, log" } else { "int" },
-                        format!("[{low}, {high}]"),
-                    ),
-                    Param::Categorical { choices, .. } => ("categorical", choices.join(", ")),
-                };
-                serde_json::json!({"key": k, "kind": kind, "range": range})
-            })
-            .collect();
         Ok(serde_json::json!({
             "name": self.name,
             "generated": chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -230,7 +233,7 @@ impl Study {
             "epochs_planned": all,
             "epochs_saved": all.saturating_sub(run),
             "saved_pct": if all > 0 { format!("{:.0}%", 100.0 * (all.saturating_sub(run)) as f64 / all as f64) } else { "-".into() },
-            "space": space,
+            "space": space_rows(c),
             "figures": figures,
             "trials": log.trials.iter().map(|t| serde_json::json!({
                 "id": t.id, "status": t.status.as_str(), "value": fmt(t.value), "epochs": t.epochs,
@@ -239,6 +242,29 @@ impl Study {
             })).collect::<Vec<_>>(),
         }))
     }
+}
+
+/// One row per parameter of the space: key, kind, range or choices.
+fn space_rows(config: &super::StudyConfig) -> Vec<serde_json::Value> {
+    config
+        .space
+        .params
+        .iter()
+        .map(|(k, p)| {
+            let (kind, range) = match p {
+                Param::Float { low, high, log, .. } => (
+                    if *log { "float, log" } else { "float" },
+                    format!("[{low}, {high}]"),
+                ),
+                Param::Int { low, high, log, .. } => (
+                    if *log { "int, log" } else { "int" },
+                    format!("[{low}, {high}]"),
+                ),
+                Param::Categorical { choices, .. } => ("categorical", choices.join(", ")),
+            };
+            serde_json::json!({"key": k, "kind": kind, "range": range})
+        })
+        .collect()
 }
 
 /// A config block as one line of JSON, for the report's header.

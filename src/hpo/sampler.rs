@@ -50,7 +50,7 @@ pub fn rank(observed: &[Observation]) -> Vec<&Observation> {
 /// Points for trials `first .. first + q`, each from `propose(trial, pending)` with the points
 /// proposed before it in this batch added to `pending`: how a model-based sampler fills a
 /// batch of q points.
-pub(super) fn sequential(
+fn sequential(
     first: usize,
     q: usize,
     pending: &[Vec<f64>],
@@ -84,6 +84,27 @@ pub trait Sampler {
     ) -> Vec<Vec<f64>>;
 }
 
+/// A sampler that proposes one trial's point at a time (given the points already proposed
+/// in the same batch as pending); every such sampler asks batches the same way.
+pub trait PointByPoint {
+    /// The point of trial `trial` given the finished trials and the points in flight.
+    fn propose(&self, trial: usize, observed: &[Observation], pending: &[Vec<f64>]) -> Vec<f64>;
+}
+
+impl<T: PointByPoint> Sampler for T {
+    fn ask(
+        &self,
+        first: usize,
+        q: usize,
+        observed: &[Observation],
+        pending: &[Vec<f64>],
+    ) -> Vec<Vec<f64>> {
+        sequential(first, q, pending, |trial, pending| {
+            self.propose(trial, observed, pending)
+        })
+    }
+}
+
 /// The seed stream of sampled points (apart from the encoders' batch streams).
 const SAMPLER_STREAM: u64 = 0x5a4d_504c_4552;
 
@@ -96,11 +117,9 @@ pub struct RandomSampler {
     pub seed: u64,
 }
 
-impl Sampler for RandomSampler {
-    fn ask(&self, first: usize, q: usize, _: &[Observation], _: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        (first..first + q)
-            .map(|i| design::random(1, self.dims, trial_seed(self.seed, i)).remove(0))
-            .collect()
+impl PointByPoint for RandomSampler {
+    fn propose(&self, trial: usize, _: &[Observation], _: &[Vec<f64>]) -> Vec<f64> {
+        design::random(1, self.dims, trial_seed(self.seed, trial)).remove(0)
     }
 }
 
@@ -122,14 +141,12 @@ impl LatinHypercubeSampler {
     }
 }
 
-impl Sampler for LatinHypercubeSampler {
-    fn ask(&self, first: usize, q: usize, o: &[Observation], p: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        (first..first + q)
-            .map(|i| match self.rows.get(i) {
-                Some(row) => row.clone(),
-                None => self.beyond.ask(i, 1, o, p).remove(0),
-            })
-            .collect()
+impl PointByPoint for LatinHypercubeSampler {
+    fn propose(&self, trial: usize, o: &[Observation], p: &[Vec<f64>]) -> Vec<f64> {
+        match self.rows.get(trial) {
+            Some(row) => row.clone(),
+            None => self.beyond.propose(trial, o, p),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use super::coordinator::Coordinator;
 use super::files::{write_json, Outcome, StudyDir};
 use super::functions::TestFunction::Branin;
-use super::journal::{read, Event, StudyLog, TrialStatus};
+use super::journal::{asked, read, StudyLog, TrialStatus};
 use super::study::StudyConfig;
 
 fn study(mode: &str) -> StudyConfig {
@@ -63,13 +63,7 @@ fn drive(root: &std::path::Path, mode: &str, kills: &[usize]) -> Vec<Vec<f64>> {
         assert!(step < 200, "the study does not end");
     }
     let events = read(&dir.journal_path()).unwrap();
-    let asked: Vec<usize> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Ask { trial, .. } => Some(*trial),
-            _ => None,
-        })
-        .collect();
+    let asked = asked(&events);
     assert_eq!(
         asked,
         (0..14).collect::<Vec<_>>(),

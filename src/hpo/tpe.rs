@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use super::math::{log_norm_cdf, log_sum_exp};
-use super::sampler::{initial_design, rank, sequential, trial_seed, Observation, Sampler};
+use super::sampler::{initial_design, rank, trial_seed, Observation, PointByPoint};
 
 /// TPE over `dims` unit axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +105,7 @@ fn log_diff_cdf(a: f64, b: f64) -> f64 {
     la + (-(lb - la).exp()).ln_1p().max(f64::MIN)
 }
 
-impl TpeSampler {
-    /// The point for trial `trial` given the finished trials and the points in flight.
+impl PointByPoint for TpeSampler {
     fn propose(&self, trial: usize, observed: &[Observation], pending: &[Vec<f64>]) -> Vec<f64> {
         if trial < self.startup {
             return initial_design(trial, self.startup, self.dims, self.seed);
@@ -138,19 +137,5 @@ impl TpeSampler {
             )
             .map(|(_, x)| x)
             .unwrap_or_else(|| vec![0.5; self.dims])
-    }
-}
-
-impl Sampler for TpeSampler {
-    fn ask(
-        &self,
-        first: usize,
-        q: usize,
-        observed: &[Observation],
-        pending: &[Vec<f64>],
-    ) -> Vec<Vec<f64>> {
-        sequential(first, q, pending, |trial, pending| {
-            self.propose(trial, observed, pending)
-        })
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use autoresearch::hpo::export::read_csv;
-use autoresearch::hpo::journal::{read, Event, StudyLog, TrialStatus};
+use autoresearch::hpo::journal::{asked, read, Event, StudyLog, TrialStatus};
 
 use crate::{shared_mnist, tempdir};
 
@@ -133,13 +133,7 @@ fn a_study_killed_at_five_moments_resumes_without_losing_or_duplicating_trials()
     assert!(child.wait().unwrap().success(), "{log_text}");
 
     let events = read(&journal).unwrap();
-    let asked: Vec<usize> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Ask { trial, .. } => Some(*trial),
-            _ => None,
-        })
-        .collect();
+    let asked = asked(&events);
     assert_eq!(
         asked,
         (0..16).collect::<Vec<_>>(),
