@@ -29,6 +29,9 @@ pub struct Coordinator {
     log: StudyLog,
     /// Whether a trial finished since the last ask (flexible mode asks only then).
     told_since_ask: bool,
+    /// Trials seen claimed without a heartbeat, and since when (Unix seconds): a worker
+    /// killed between claiming and its first beat leaves such a ticket behind.
+    unbeaten: std::collections::BTreeMap<usize, f64>,
 }
 
 impl Coordinator {
@@ -81,6 +84,7 @@ impl Coordinator {
             journal,
             log,
             told_since_ask: true,
+            unbeaten: Default::default(),
         })
     }
 
@@ -206,6 +210,26 @@ impl Coordinator {
             match t.status {
                 TrialStatus::Queued if !ticket_exists && !self.dir.done(id).exists() => {
                     self.write_ticket(id)?;
+                }
+                TrialStatus::Queued
+                    if self.dir.claimed(id).exists()
+                        && !self.dir.beat(id).exists()
+                        && !self.dir.done(id).exists() =>
+                {
+                    let since = *self.unbeaten.entry(id).or_insert(now);
+                    if now - since > grace {
+                        self.append(Event::Requeue {
+                            trial: id,
+                            reason: format!(
+                                "claimed without a heartbeat for {:.0} s (grace {grace} s)",
+                                now - since
+                            ),
+                            time: now,
+                        })?;
+                        self.unbeaten.remove(&id);
+                        std::fs::rename(self.dir.claimed(id), self.dir.queued(id))
+                            .map_err(Error::io("re-queueing", &self.dir.claimed(id)))?;
+                    }
                 }
                 TrialStatus::Running => {
                     let beat = read_json::<super::files::Beat>(&self.dir.beat(id)).ok();

@@ -129,3 +129,23 @@ fn a_torn_last_line_is_skipped_and_a_bad_line_elsewhere_names_its_number() {
         .unwrap_or_default();
     assert!(err.contains("line 3"), "{err}");
 }
+
+#[test]
+fn a_ticket_claimed_by_a_worker_that_died_before_its_first_beat_is_queued_again() {
+    let store = super::tests::store();
+    let root = tempfile::tempdir().unwrap();
+    let dir = StudyDir::at(root.path());
+    let mut cfg = study("asynchronous");
+    (cfg.dispatch.heartbeat_s, cfg.dispatch.grace_s) = (0.05, 0.2);
+    let mut c = Coordinator::open(&store, dir.clone(), "t", &cfg).unwrap();
+    c.step().unwrap();
+    // a worker claims trial 0 and dies before writing its heartbeat
+    std::fs::rename(dir.queued(0), dir.claimed(0)).unwrap();
+    c.step().unwrap();
+    assert!(dir.claimed(0).exists(), "not before the grace period");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    c.step().unwrap();
+    assert!(dir.queued(0).exists() && !dir.claimed(0).exists());
+    assert_eq!(c.log().trials[0].requeues, 1);
+    assert_eq!(c.log().trials[0].status, TrialStatus::Queued);
+}
