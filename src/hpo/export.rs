@@ -46,43 +46,22 @@ fn param_columns(frame: &mut Frame, log: &StudyLog, rows: &[&TrialRecord]) {
     }
 }
 
-/// The summed constraint violation of a trial (0 when feasible or untold).
-fn violation(t: &TrialRecord) -> f64 {
-    t.constraints.iter().map(|c| c.max(0.0)).sum()
-}
-
 /// One row per trial: `trial, status, value, best_so_far, feasible, violation, epochs,
 /// requeues, worker, asked_s, started_s, ended_s, eval_time_s, run_dir`, then the parameters
 /// (times in seconds since the study started).
 pub fn trials_frame(log: &StudyLog, mode: Mode) -> Result<DataFrame> {
     let rows: Vec<&TrialRecord> = log.trials.iter().collect();
     let rel = |t: Option<f64>| t.map(|t| t - log.started_s);
-    let mut best: Option<f64> = None;
-    let best_so_far: Vec<Option<f64>> = rows
-        .iter()
-        .map(|t| {
-            if let Some(v) = t.value.filter(|_| violation(t) == 0.0) {
-                if mode.improves(v, best, 0.0) {
-                    best = Some(v);
-                }
-            }
-            best
-        })
-        .collect();
     let mut frame = Frame::new()
         .u64s("trial", rows.iter().map(|t| t.id as u64))
         .strs("status", rows.iter().map(|t| t.status.as_str()))
         .with("value", Values::F64(rows.iter().map(|t| t.value).collect()))
-        .with("best_so_far", Values::F64(best_so_far))
+        .with("best_so_far", Values::F64(log.best_so_far(mode)))
         .with(
             "feasible",
-            Values::Bool(
-                rows.iter()
-                    .map(|t| t.value.map(|_| violation(t) == 0.0))
-                    .collect(),
-            ),
+            Values::Bool(rows.iter().map(|t| t.value.map(|_| t.feasible())).collect()),
         )
-        .f64s("violation", rows.iter().map(|t| violation(t)))
+        .f64s("violation", rows.iter().map(|t| t.violation()))
         .u64s("epochs", rows.iter().map(|t| t.epochs as u64))
         .u64s("requeues", rows.iter().map(|t| t.requeues as u64))
         .with(

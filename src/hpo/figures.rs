@@ -52,16 +52,11 @@ pub struct History {
 impl History {
     /// The history of `log` for an objective `metric` optimised in `mode`.
     pub fn new(log: &StudyLog, metric: &str, mode: Mode) -> History {
-        let mut best: Option<f64> = None;
         let mut steps = Vec::new();
         let mut points = Vec::new();
-        for t in &log.trials {
+        for (t, best) in log.trials.iter().zip(log.best_so_far(mode)) {
             let Some(v) = t.value else { continue };
-            let feasible = t.constraints.iter().all(|c| *c <= 0.0);
-            points.push((t.id, v, t.status, feasible));
-            if feasible && mode.improves(v, best, 0.0) {
-                best = Some(v);
-            }
+            points.push((t.id, v, t.status, t.feasible()));
             if let Some(b) = best {
                 steps.push((t.id, b));
             }

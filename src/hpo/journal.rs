@@ -276,6 +276,18 @@ pub struct TrialRecord {
     pub error: Option<String>,
 }
 
+impl TrialRecord {
+    /// The summed amount by which constraints are broken (0 when feasible or not told).
+    pub fn violation(&self) -> f64 {
+        self.constraints.iter().map(|&c| c.max(0.0)).sum()
+    }
+
+    /// Whether every constraint held (true until told otherwise).
+    pub fn feasible(&self) -> bool {
+        self.violation() == 0.0
+    }
+}
+
 /// The journal replayed: the study's config and every trial by id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudyLog {
@@ -428,6 +440,22 @@ impl StudyLog {
     /// Trials in `status`.
     pub fn count(&self, status: TrialStatus) -> usize {
         self.trials.iter().filter(|t| t.status == status).count()
+    }
+
+    /// Per trial, the best feasible value told up to and including it (in id order).
+    pub fn best_so_far(&self, mode: crate::metric::Mode) -> Vec<Option<f64>> {
+        let mut best = None;
+        self.trials
+            .iter()
+            .map(|t| {
+                if let Some(v) = t.value.filter(|_| t.feasible()) {
+                    if mode.improves(v, best, 0.0) {
+                        best = Some(v);
+                    }
+                }
+                best
+            })
+            .collect()
     }
 
     /// Per trial, its reported values by epoch (for pruners).

@@ -139,10 +139,7 @@ impl PrunerConfig {
                 }
                 let mut all = others.clone();
                 all.push(mine);
-                all.sort_by(|a, b| match mode {
-                    Mode::Max => b.total_cmp(a),
-                    Mode::Min => a.total_cmp(b),
-                });
+                all.sort_by(|a, b| mode.better_first(*a, *b));
                 let keep = (all.len() / eta).max(1);
                 let cutoff = all[keep - 1];
                 let promoted = match mode {

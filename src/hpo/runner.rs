@@ -221,14 +221,13 @@ impl Study {
 /// The incumbent of `log`: the best feasible told trial; failing that the least violating
 /// (never, as zellij's `_save_best` does, a worse feasible point over a better one).
 pub fn best_trial(log: &StudyLog, mode: Mode) -> Option<&TrialRecord> {
-    let violation = |t: &TrialRecord| t.constraints.iter().map(|c| c.max(0.0)).sum::<f64>();
     log.trials
         .iter()
         .filter(|t| matches!(t.status, TrialStatus::Completed | TrialStatus::Pruned))
         .filter(|t| t.value.is_some())
         .fold(None, |best: Option<&TrialRecord>, t| {
             let Some(b) = best else { return Some(t) };
-            let (vb, vt) = (violation(b), violation(t));
+            let (vb, vt) = (b.violation(), t.violation());
             let better = match (vt == 0.0, vb == 0.0) {
                 (true, false) => true,
                 (false, true) => false,
