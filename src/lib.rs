@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod bench;
 pub mod cluster;
 pub mod config;
+pub mod connectome;
 pub mod data;
 pub mod display;
 mod error;

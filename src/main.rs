@@ -4,6 +4,8 @@
 mod analysis;
 #[path = "cli/cluster.rs"]
 mod cluster;
+#[path = "cli/connectome.rs"]
+mod connectome;
 #[path = "cli/hpo.rs"]
 mod hpo;
 #[path = "cli/notebooks.rs"]
@@ -155,6 +157,10 @@ enum Command {
     /// Hyper-parameter studies (`configs/hpo/<study>.yaml`): run, resume, status, export,
     /// report, worker.
     Hpo(hpo::HpoArgs),
+    /// Connectome cores: `info` (graph, pools, K, radius of an experiment's core), `report`
+    /// (aggregate a sweep), `scale` (time a training step at FlyWire's size).
+    #[command(subcommand)]
+    Connectome(connectome::ConnectomeCommand),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -376,6 +382,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
         Command::Notebooks(command) => notebooks::run(configs, command),
         Command::State(args) => state::run(args),
         Command::Hpo(args) => hpo::run(store(configs)?, args),
+        Command::Connectome(command) => connectome::run(store(configs), command),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());

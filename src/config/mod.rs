@@ -1,6 +1,7 @@
 //! Experiment configuration: typed schema, YAML composition, overrides and sweeps.
 
 mod compose;
+mod connectome;
 mod data;
 mod model;
 mod overrides;
@@ -14,6 +15,7 @@ pub use compose::{
     from_yaml_str, load_yaml, merge, set_path, typed, typed_unchecked, variant_name, Composed,
     ConfigStore, CONFIGS_ENV, GROUPS, NON_VARIANT_KEYS,
 };
+pub use connectome::*;
 pub use data::*;
 pub use model::*;
 pub use overrides::Override;

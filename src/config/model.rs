@@ -33,6 +33,9 @@ pub enum ModelConfig {
     SequenceRnn(SequenceRnnConfig),
     /// A learnable output per time step, the same for every input: the mean predictor.
     MeanPredictor(MeanPredictorConfig),
+    /// A connectome (or a matched control) as a frozen recurrent core between trained
+    /// adapters (pathintegrationBPU).
+    Bpu(Box<super::BpuConfig>),
     /// A network defined outside this crate, built by the function given to
     /// `train::train_with` (e.g. from a notebook cell).
     Custom(CustomModelConfig),
@@ -64,6 +67,7 @@ impl ModelConfig {
             ModelConfig::RateRnn(_) => "rate_rnn",
             ModelConfig::SequenceRnn(_) => "sequence_rnn",
             ModelConfig::MeanPredictor(_) => "mean_predictor",
+            ModelConfig::Bpu(_) => "bpu",
             ModelConfig::Custom(_) => "custom",
         }
     }
@@ -73,7 +77,8 @@ impl ModelConfig {
         match self {
             ModelConfig::RateRnn(_)
             | ModelConfig::SequenceRnn(_)
-            | ModelConfig::MeanPredictor(_) => InputKind::Sequence,
+            | ModelConfig::MeanPredictor(_)
+            | ModelConfig::Bpu(_) => InputKind::Sequence,
             ModelConfig::Custom(_) => InputKind::Any,
             _ => InputKind::Image,
         }
@@ -87,6 +92,7 @@ impl ModelConfig {
             | ModelConfig::RateRnn(_)
             | ModelConfig::SequenceRnn(_)
             | ModelConfig::MeanPredictor(_)
+            | ModelConfig::Bpu(_)
             | ModelConfig::Custom(_) => None,
             ModelConfig::SnnFfnn(c) => Some(&c.encoder),
             ModelConfig::SnnCnn(c) => Some(&c.encoder),

@@ -54,6 +54,23 @@ pub fn values(model: &ModelConfig) -> Result<()> {
             non_negative("model.gain", c.gain)?;
             non_negative("model.bias_max", c.bias_max)
         }
+        ModelConfig::Bpu(c) => {
+            positive("model.spectral_radius", c.spectral_radius)?;
+            positive(
+                "model.connectome.gap_junctions.factor",
+                c.connectome.gap_junctions.factor,
+            )?;
+            if !(0.0..=1.0).contains(&c.connectome.signs.coverage) {
+                return Err(Error::invalid(
+                    "model.connectome.signs.coverage",
+                    format!("{}: use a share in [0, 1]", c.connectome.signs.coverage),
+                ));
+            }
+            match c.microsteps {
+                super::Microsteps::Fixed(0) => at_least_one("model.microsteps", 0),
+                _ => Ok(()),
+            }
+        }
         ModelConfig::MeanPredictor(_) | ModelConfig::Custom(_) => Ok(()),
     }
 }

@@ -129,6 +129,20 @@ pub struct DataSearch {
 impl DataSearch {
     /// The search order for `cfg`, reading the environment and the current directory.
     pub fn from_config(dataset: DatasetName, cfg: &ImageDataConfig) -> Self {
+        let mirrors = if cfg.mirrors.is_empty() {
+            default_mirrors(dataset)
+        } else {
+            cfg.mirrors.clone()
+        };
+        DataSearch {
+            mirrors,
+            ..DataSearch::local(cfg.root.clone())
+        }
+    }
+
+    /// The local search order (no mirrors): `config_root`, `$AUTORESEARCH_DATA`, `shared/data`
+    /// beside the current directory or its ancestors, the user cache.
+    pub fn local(config_root: Option<PathBuf>) -> Self {
         let env_root = std::env::var_os(DATA_ENV).map(PathBuf::from);
         let shared_roots = std::env::current_dir()
             .map(|cwd| {
@@ -142,25 +156,35 @@ impl DataSearch {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .map(|c| c.join("autoresearch"));
-        let mirrors = if cfg.mirrors.is_empty() {
-            default_mirrors(dataset)
-        } else {
-            cfg.mirrors.clone()
-        };
         DataSearch {
-            config_root: cfg.root.clone(),
+            config_root,
             env_root,
             shared_roots,
             cache_root,
-            mirrors,
+            mirrors: Vec::new(),
         }
+    }
+
+    /// The folders `<root>/<sub>` to search in order, each with what it is (`data.root`-style
+    /// explicit roots are not included).
+    pub fn candidates(&self, sub: &Path) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        if let Some(root) = &self.env_root {
+            out.push((format!("${DATA_ENV}"), root.join(sub)));
+        }
+        for root in &self.shared_roots {
+            out.push(("shared data".into(), root.join(sub)));
+        }
+        if let Some(cache) = &self.cache_root {
+            out.push(("user cache".into(), cache.join(sub)));
+        }
+        out
     }
 
     /// Finds the dataset locally, else downloads it into the cache; errors list every place.
     pub fn locate(&self, dataset: DatasetName) -> Result<DatasetFiles> {
         let specs = file_specs(dataset);
         let dir_name = dataset.dir_name();
-        let mut candidates: Vec<(String, PathBuf)> = Vec::new();
         if let Some(root) = &self.config_root {
             // an explicit root is the user's choice: never fall back to another copy
             return find_files(root, &specs).map_err(|missing| {
@@ -173,15 +197,7 @@ impl DataSearch {
                 )
             });
         }
-        if let Some(root) = &self.env_root {
-            candidates.push((format!("${DATA_ENV}"), root.join(dir_name)));
-        }
-        for root in &self.shared_roots {
-            candidates.push(("shared data".into(), root.join(dir_name)));
-        }
-        if let Some(cache) = &self.cache_root {
-            candidates.push(("user cache".into(), cache.join(dir_name)));
-        }
+        let candidates = self.candidates(Path::new(dir_name));
         let mut looked = Vec::new();
         for (what, dir) in &candidates {
             match find_files(dir, &specs) {

@@ -9,6 +9,7 @@ pub mod idx;
 mod images;
 pub mod locate;
 pub mod path_integration;
+pub mod path_reference;
 pub mod task;
 
 pub use dataset::{check_disjoint, hash_f32, load, task_for, Batch, Dataset, InputShape, Split};

@@ -129,12 +129,24 @@ impl PathTask {
         }
     }
 
+    /// Target rows `[..., R]` -> what a network outputs for them (the bump as logits).
+    pub fn output_space(&self, y: &Tensor) -> Result<Tensor> {
+        if self.targets == PathTargets::Cartesian {
+            return Ok(y.clone());
+        }
+        let (n, last) = (self.bins, y.rank() - 1);
+        let b = y.narrow(last, 0, n)?.clamp(1e-6f32, 1.0 - 1e-6)?;
+        let logit = (b.log()? - b.affine(-1.0, 1.0)?.log()?)?;
+        let rest = y.narrow(last, n, self.outputs() - n)?;
+        Ok(Tensor::cat(&[&logit, &rest], last)?)
+    }
+
     fn bin_centre(&self, k: usize) -> f64 {
         -PI + 2.0 * PI * k as f64 / self.bins as f64
     }
 
     /// The target vector of one step.
-    fn target(&self, heading: f64, (x, y): (f64, f64), out: &mut Vec<f32>) {
+    pub(crate) fn target(&self, heading: f64, (x, y): (f64, f64), out: &mut Vec<f32>) {
         match self.targets {
             PathTargets::Cartesian => {
                 out.extend([heading.cos(), heading.sin(), x, y].map(|v| v as f32))
@@ -576,15 +588,7 @@ mod tests {
             };
             let y = split.batch(&[0, 1, 2], &Device::Cpu)?.target;
             // a polar output is a logit: invert the bump's sigmoid
-            let out = match targets {
-                PathTargets::Cartesian => y.clone(),
-                PathTargets::PolarBump => {
-                    let n = cfg.heading_bins;
-                    let b = y.narrow(2, 0, n)?.clamp(1e-6f32, 1.0 - 1e-6)?;
-                    let logit = (b.log()? - b.affine(-1.0, 1.0)?.log()?)?;
-                    Tensor::cat(&[&logit, &y.narrow(2, n, 3)?], 2)?
-                }
-            };
+            let out = task.output_space(&y)?;
             let mut sums = MetricSums::default();
             task.accumulate(&out, &y, &mut sums)?;
             let m = task.finish(&sums);

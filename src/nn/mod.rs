@@ -7,6 +7,9 @@
 //! [`Model::loss`] (its readout's loss).
 
 mod activation;
+mod bpu;
+#[cfg(test)]
+mod bpu_tests;
 mod cnn;
 mod ffnn;
 pub mod fused;
@@ -32,6 +35,7 @@ mod snn_ffnn;
 pub mod spiking;
 mod srnn;
 
+pub use bpu::{Bpu, Parts as BpuParts};
 pub use cnn::Cnn;
 pub use ffnn::Ffnn;
 pub use hybrid::Hybrid;

@@ -132,6 +132,12 @@ pub trait Network: Send + Sync {
         Ok(())
     }
 
+    /// Files describing the built network (graph metadata, assignments), written into the
+    /// run directory when training starts, by name; none by default.
+    fn run_files(&self) -> Vec<(String, Vec<u8>)> {
+        Vec::new()
+    }
+
     /// State that is not a trained parameter but must survive a checkpoint (buffers, running
     /// statistics, fixed masks drawn at build time), by name; none by default.
     fn extra_state(&self) -> Vec<(String, Tensor)> {
@@ -166,6 +172,7 @@ pub fn build(
         ModelConfig::RateRnn(c) => Box::new(super::RateRnn::new(c, ctx)?),
         ModelConfig::SequenceRnn(c) => Box::new(super::SequenceRnn::new(c, ctx)?),
         ModelConfig::MeanPredictor(_) => Box::new(super::MeanPredictor::new(ctx)?),
+        ModelConfig::Bpu(c) => Box::new(super::Bpu::new(c, ctx)?),
         ModelConfig::Custom(c) => match custom {
             Some(builder) => builder(cfg, ctx)?,
             None => {

@@ -113,10 +113,7 @@ pub fn scan(root: impl AsRef<Path>) -> Result<RunScan> {
             root.display()
         )));
     }
-    let mut problems = Vec::new();
-    let mut dirs = Vec::new();
-    find_run_dirs(root, &mut dirs, &mut problems);
-    dirs.sort();
+    let (dirs, mut problems) = run_dirs(root);
     let results: Vec<(Option<RunRecord>, Vec<Problem>)> =
         dirs.par_iter().map(|d| read_run(d)).collect();
     let mut records = Vec::with_capacity(results.len());
@@ -130,6 +127,15 @@ pub fn scan(root: impl AsRef<Path>) -> Result<RunScan> {
         history: history_frame(&records)?,
         problems,
     })
+}
+
+/// Every run directory under `root` (holding `metrics.json` or `config.yaml`), sorted, and
+/// the folders that could not be listed.
+pub fn run_dirs(root: &Path) -> (Vec<PathBuf>, Vec<Problem>) {
+    let (mut dirs, mut problems) = (Vec::new(), Vec::new());
+    find_run_dirs(root, &mut dirs, &mut problems);
+    dirs.sort();
+    (dirs, problems)
 }
 
 /// Collects directories holding `metrics.json` (or a `config.yaml` with no metrics yet, which

@@ -48,6 +48,9 @@ impl Session<'_> {
         });
         self.metrics.declared = task.metrics();
         self.metrics.params = run.params.iter().map(|(_, v)| v.elem_count()).sum();
+        for (name, bytes) in run.net.run_files() {
+            crate::fsutil::write_atomic(&self.dir.path().join(name), &bytes)?;
+        }
         let mut optimizer = AnyOptimizer::from_config(
             &cfg.optimizer,
             run.params.iter().map(|(_, v)| v.clone()).collect(),

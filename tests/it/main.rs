@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod cluster_e2e;
 mod compose;
+mod connectome;
 mod data;
 mod grad;
 mod hpo;

@@ -13,6 +13,7 @@
 pub mod dispatch;
 pub mod conv;
 pub mod conv_pool;
+pub mod csr;
 pub mod encode;
 pub mod gemm;
 pub mod lif;

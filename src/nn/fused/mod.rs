@@ -8,6 +8,7 @@
 
 mod conv;
 mod conv_lif_pool;
+mod csr;
 mod lif;
 mod linear;
 mod loss;
@@ -20,6 +21,7 @@ mod weighted;
 
 pub use conv::{conv2d, conv2d_pool};
 pub use conv_lif_pool::{conv_lif_pool, ConvLifPoolOutput, ConvLifPoolSpec};
+pub use csr::{csr_relu, CsrPlan};
 pub use lif::{lif, LifOutput, LifSpec};
 pub use linear::linear;
 pub use loss::cross_entropy;

@@ -100,6 +100,21 @@ pub(super) fn apply<T: WeightedOp>(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> Result<Tensor> {
+    if let Some(b) = b {
+        if b.dims() != [w.dim(0)?] {
+            bail!("{}: bias {:?} for weight {:?}", T::NAME, b.dims(), w.dims());
+        }
+    }
+    apply_any(op, x, w, b)
+}
+
+/// [`apply`] for ops whose third operand is not a per-row bias (its shape is the op's to check).
+pub(super) fn apply_any<T: WeightedOp>(
+    op: T,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor> {
     keep_freed_memory();
     check_cpu_f32(x, T::NAME, "x")?;
     check_cpu_f32(w, T::NAME, "w")?;
@@ -107,9 +122,6 @@ pub(super) fn apply<T: WeightedOp>(
     match b {
         Some(b) => {
             check_cpu_f32(b, T::NAME, "b")?;
-            if b.dims() != [w.dim(0)?] {
-                bail!("{}: bias {:?} for weight {:?}", T::NAME, b.dims(), w.dims());
-            }
             x.apply_op3(&w, &b.contiguous()?, WithBias(op))
         }
         None => x.apply_op2(&w, NoBias(op)),
