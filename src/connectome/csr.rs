@@ -22,7 +22,7 @@ pub type Triplet = (usize, usize, f32);
 impl Csr {
     /// Builds from `(post, pre, value)` triplets; duplicates are summed, explicit zeros kept.
     pub fn from_triplets(n: usize, mut triplets: Vec<Triplet>) -> Self {
-        triplets.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        triplets.sort_by_key(|t| (t.0, t.1));
         let mut row_ptr = vec![0usize; n + 1];
         let (mut col, mut val): (Vec<u32>, Vec<f32>) = (Vec::new(), Vec::new());
         let mut last: Option<(usize, usize)> = None;

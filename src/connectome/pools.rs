@@ -192,10 +192,8 @@ pub fn degree_heuristic(m: &Csr) -> Pools {
         pool[i] = Pool::Output;
         reason[i] = format!("output-dominant (out - in)/total = {:.3}", -score_in(i));
     }
-    for i in 0..n {
-        if reason[i].is_empty() {
-            reason[i] = "neither among the most input- nor output-dominant".into();
-        }
+    for r in reason.iter_mut().filter(|r| r.is_empty()) {
+        *r = "neither among the most input- nor output-dominant".into();
     }
     Pools { pool, reason }
 }

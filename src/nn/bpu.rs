@@ -17,6 +17,10 @@ use crate::config::{BpuConfig, Microsteps, Pool, RecurrentTraining};
 use crate::connectome::{prepare, Core};
 use crate::error::Result;
 
+/// Largest core the plain (dense) path builds: `N²` entries must index in `u32` and fit in
+/// memory (20,000 neurons is 1.6 GB of f32, upstream's dense limit).
+pub const DENSE_MAX_NODES: usize = 20_000;
+
 /// What a core is made of: the scaled matrix, the pools, K and the recurrence mode.
 pub struct Parts<'a> {
     /// `W[post, pre]`, already scaled.
@@ -40,8 +44,9 @@ pub struct Parts<'a> {
 pub struct Bpu {
     plan: Arc<CsrPlan>,
     values: Tensor,
-    /// Flat `post * N + pre` index of each entry (the plain path's dense matrix).
-    flat: Tensor,
+    /// Flat `post * N + pre` index of each entry (the plain path's dense matrix; `None` when
+    /// `N²` exceeds [`DENSE_MAX_NODES`]²).
+    flat: Option<Tensor>,
     sensory: Tensor,
     output: Tensor,
     w_in: Tensor,
@@ -106,11 +111,16 @@ impl Bpu {
                 t
             }
         };
-        let flat: Vec<u32> = m
-            .triplets()
-            .iter()
-            .map(|(r, c, _)| (r * m.n + c) as u32)
-            .collect();
+        let flat = (m.n <= DENSE_MAX_NODES)
+            .then(|| {
+                let idx: Vec<u32> = m
+                    .triplets()
+                    .iter()
+                    .map(|(r, c, _)| (r * m.n + c) as u32)
+                    .collect();
+                Tensor::from_vec(idx, m.nnz(), dev)
+            })
+            .transpose()?;
         let bound = |fan: usize| 1.0 / (fan.max(1) as f64).sqrt();
         let uniform = |b: f64| Init::Uniform { lo: -b, up: b };
         let idx = |v: &[usize]| {
@@ -123,7 +133,7 @@ impl Bpu {
         let (sensory, output) = (p.sensory, p.output);
         Ok(Bpu {
             plan: Arc::new(CsrPlan::new(m, sensory)),
-            flat: Tensor::from_vec(flat, m.nnz(), dev)?,
+            flat,
             w_in: vb.get_with_hints((sensory.len(), d_in), "w_in", uniform(bound(d_in)))?,
             b_in: vb.get_with_hints(sensory.len(), "b_in", Init::Const(0.0))?,
             w_out: vb.get_with_hints(
@@ -175,8 +185,13 @@ impl Bpu {
     /// gets its gradient through it).
     fn dense(&self, dtype: DType) -> candle_core::Result<Tensor> {
         let n = self.n;
+        let Some(flat) = &self.flat else {
+            candle_core::bail!(
+                "a {n}-neuron core runs on the fused CSR kernel only (CPU f32, kernels: fused); the dense path stops at {DENSE_MAX_NODES} neurons"
+            )
+        };
         Tensor::zeros(n * n, dtype, self.values.device())?
-            .index_add(&self.flat, &self.values.to_dtype(dtype)?, 0)?
+            .index_add(flat, &self.values.to_dtype(dtype)?, 0)?
             .reshape((n, n))
     }
 }

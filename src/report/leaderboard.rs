@@ -167,10 +167,18 @@ impl Leaderboard {
         let runs = &outside;
         let summary = summarize(runs, OBJECTIVE_BEST)?;
         let objectives = group_objectives(runs)?;
+        let variants = task_variants(runs)?;
         let mut tables: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
         let mut invalid = Vec::new();
         let mut total_runs = 0;
-        for (row, ds, status) in summary_rows(&summary, &objectives, annotations)? {
+        for (mut row, ds, status, group) in summary_rows(&summary, &objectives, annotations)? {
+            // a task with several target kinds (path integration: cartesian, polar_bump) gets
+            // one table per kind, since their losses are not comparable
+            let ds = match variants.get(&group) {
+                Some(kind) => format!("{ds} ({kind})"),
+                None => ds,
+            };
+            row.dataset = display_dataset(&ds);
             if status == EntryStatus::Valid {
                 total_runs += row.seeds;
                 tables
@@ -210,7 +218,7 @@ fn summary_rows(
     summary: &DataFrame,
     objectives: &BTreeMap<(String, String), String>,
     annotations: &Annotations,
-) -> Result<Vec<(Row, String, EntryStatus)>> {
+) -> Result<Vec<(Row, String, EntryStatus, (String, String))>> {
     let col = |name: &str| str_column(summary, name);
     let (exp, var, model, dataset) = (
         col("experiment")?,
@@ -254,7 +262,24 @@ fn summary_rows(
             mean: m,
             objective,
         };
-        out.push((row, ds, a.status));
+        out.push((row, ds, a.status, (e.clone(), v.clone())));
+    }
+    Ok(out)
+}
+
+/// The target kind (`config.data.targets`) of each `(experiment, variant)` whose runs record
+/// one.
+fn task_variants(runs: &DataFrame) -> Result<BTreeMap<(String, String), String>> {
+    if runs.column("config.data.targets").is_err() {
+        return Ok(BTreeMap::new());
+    }
+    let col = |name: &str| str_column(runs, name);
+    let (exp, var, targets) = (col("experiment")?, col("variant")?, col("config.data.targets")?);
+    let mut out = BTreeMap::new();
+    for i in 0..runs.height() {
+        if let (Some(e), Some(v), Some(t)) = (&exp[i], &var[i], &targets[i]) {
+            out.entry((e.clone(), v.clone())).or_insert_with(|| t.clone());
+        }
     }
     Ok(out)
 }

@@ -85,15 +85,15 @@ pub fn relu_step_forward(
     Ok(())
 }
 
-/// The gradients of [`relu_step_forward`]. `t` is the transpose's structure and `t_perm[e']`
-/// the entry of `m` that transposed entry `e'` came from. Each output is written where given:
-/// `dh` `[batch, n]`, `dval` `[nnz]`, `ddrive` `[batch, cols.len()]`.
+/// The gradients of [`relu_step_forward`]. `t` is the transpose's structure and `t_val` its
+/// values (the matrix's values in transposed order, gathered once per call so the state
+/// gradient reads them contiguously). Each output is written where given: `dh` `[batch, n]`,
+/// `dval` `[nnz]` (in `m`'s order), `ddrive` `[batch, cols.len()]`.
 #[allow(clippy::too_many_arguments)]
 pub fn relu_step_backward(
     m: CsrRef,
     t: CsrRef,
-    t_perm: &[u32],
-    val: &[f32],
+    t_val: &[f32],
     h: &[f32],
     out: &[f32],
     g: &[f32],
@@ -101,9 +101,10 @@ pub fn relu_step_backward(
     dval: Option<&mut [f32]>,
     ddrive: Option<(&mut [f32], &[u32])>,
 ) -> Result<(), String> {
-    m.check(val.len())?;
-    t.check(t_perm.len())?;
+    m.check(t_val.len())?;
+    t.check(t_val.len())?;
     let n = m.n;
+    let nnz = t_val.len();
     if out.len() != g.len() || h.len() != g.len() {
         return Err("csr backward: h, out and g must have the same shape".into());
     }
@@ -115,13 +116,13 @@ pub fn relu_step_backward(
         .map(|(&gv, &o)| if o > 0.0 { gv } else { 0.0 })
         .collect();
     if let Some(dh) = dh {
-        for_row_chunks(dh, n, min_rows(val.len()), |rows, chunk| {
+        for_row_chunks(dh, n, min_rows(nnz), |rows, chunk| {
             for (r, b) in rows.enumerate() {
                 let gb = &gz[b * n..(b + 1) * n];
                 for (j, d) in chunk[r * n..(r + 1) * n].iter_mut().enumerate() {
                     let mut s = 0f32;
                     for e in t.row_ptr[j]..t.row_ptr[j + 1] {
-                        s += val[t_perm[e] as usize] * gb[t.col[e] as usize];
+                        s += t_val[e] * gb[t.col[e] as usize];
                     }
                     *d = s;
                 }

@@ -114,13 +114,14 @@ impl WeightedOp for CsrRelu {
             .map(|d| vec![0f32; d.elem_count()]);
         read(h, OP, |hs| {
             read(w, OP, |ws| {
+                // the values in transposed order, once, so dh reads them contiguously
+                let t_val: Vec<f32> = plan.t_perm.iter().map(|&e| ws[e as usize]).collect();
                 read(res, OP, |out| {
                     read(grad, OP, |g| {
                         relu_step_backward(
                             plan.matrix(),
                             plan.transpose(),
-                            &plan.t_perm,
-                            ws,
+                            &t_val,
                             hs,
                             out,
                             g,
