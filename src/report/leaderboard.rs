@@ -213,12 +213,15 @@ impl Leaderboard {
     }
 }
 
+/// A table row, its dataset, its annotated status and its `(experiment, variant)`.
+type SummaryRow = (Row, String, EntryStatus, (String, String));
+
 /// Every summary row as a table row with its dataset and annotated status.
 fn summary_rows(
     summary: &DataFrame,
     objectives: &BTreeMap<(String, String), String>,
     annotations: &Annotations,
-) -> Result<Vec<(Row, String, EntryStatus, (String, String))>> {
+) -> Result<Vec<SummaryRow>> {
     let col = |name: &str| str_column(summary, name);
     let (exp, var, model, dataset) = (
         col("experiment")?,
@@ -274,11 +277,16 @@ fn task_variants(runs: &DataFrame) -> Result<BTreeMap<(String, String), String>>
         return Ok(BTreeMap::new());
     }
     let col = |name: &str| str_column(runs, name);
-    let (exp, var, targets) = (col("experiment")?, col("variant")?, col("config.data.targets")?);
+    let (exp, var, targets) = (
+        col("experiment")?,
+        col("variant")?,
+        col("config.data.targets")?,
+    );
     let mut out = BTreeMap::new();
     for i in 0..runs.height() {
         if let (Some(e), Some(v), Some(t)) = (&exp[i], &var[i], &targets[i]) {
-            out.entry((e.clone(), v.clone())).or_insert_with(|| t.clone());
+            out.entry((e.clone(), v.clone()))
+                .or_insert_with(|| t.clone());
         }
     }
     Ok(out)

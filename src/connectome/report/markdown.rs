@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use polars::prelude::DataFrame;
 
 use super::collect::{model_order, Sweep, BASELINE};
-use super::tables::{direction, metric_columns, relative, value, PairedRow};
+use super::paired::PairedRow;
+use super::tables::{direction, metric_columns, relative, value};
 use crate::error::Result;
 use crate::stats::describe;
 
@@ -150,32 +151,21 @@ fn verdicts(paired: &[PairedRow]) -> String {
         let rows: Vec<&PairedRow> = paired.iter().filter(|p| p.baseline == other).collect();
         let wins = rows.iter().filter(|p| p.connectome_better).count();
         let _ = writeln!(s, "### vs {other} ({})\n\nThe connectome is better on {wins} of {} (split, metric) pairs.\n", rows.first().map_or("", |r| r.kind), rows.len());
-        let lost: Vec<String> = rows
-            .iter()
-            .filter(|p| !p.connectome_better)
-            .map(|p| {
-                format!(
-                    "{} on {} (Δ {:+.4}{})",
-                    p.metric.name,
-                    p.split,
-                    p.mean_delta,
-                    p.t_pvalue.map_or(String::new(), |v| format!(", p {v:.3}"))
-                )
-            })
-            .collect();
-        let won: Vec<String> = rows
-            .iter()
-            .filter(|p| p.connectome_better)
-            .map(|p| {
-                format!(
-                    "{} on {} (Δ {:+.4}{})",
-                    p.metric.name,
-                    p.split,
-                    p.mean_delta,
-                    p.t_pvalue.map_or(String::new(), |v| format!(", p {v:.3}"))
-                )
-            })
-            .collect();
+        let listed = |better: bool| -> Vec<String> {
+            rows.iter()
+                .filter(|p| p.connectome_better == better)
+                .map(|p| {
+                    format!(
+                        "{} on {} (Δ {:+.4}{})",
+                        p.metric.name,
+                        p.split,
+                        p.mean_delta,
+                        p.t_pvalue.map_or(String::new(), |v| format!(", p {v:.3}"))
+                    )
+                })
+                .collect()
+        };
+        let (won, lost) = (listed(true), listed(false));
         let _ = writeln!(
             s,
             "- better: {}\n- worse or equal: {}\n",

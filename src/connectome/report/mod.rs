@@ -8,6 +8,7 @@
 mod collect;
 mod figures;
 mod markdown;
+mod paired;
 mod tables;
 mod validation;
 
@@ -65,9 +66,9 @@ pub fn aggregate(runs_root: &Path, out: &Path) -> Result<Aggregate> {
     let by_seed = tables::metrics_by_seed(&sweep)?;
     let summary = tables::metrics_summary(&sweep)?;
     let history = tables::loss_history(&sweep)?;
-    let paired_rows = tables::paired_rows(&sweep)?;
-    let paired = tables::paired_frame(&paired_rows, false)?;
-    let matched = tables::paired_frame(&paired_rows, true)?;
+    let paired_rows = paired::paired_rows(&sweep)?;
+    let paired = paired::paired_frame(&paired_rows, false)?;
+    let matched = paired::paired_frame(&paired_rows, true)?;
     let leaderboard = tables::leaderboard(&sweep)?;
     for (name, df) in [
         ("metrics_by_seed.csv", &by_seed),
