@@ -1,6 +1,8 @@
 //! A small column builder that keeps polars behind our own signatures (its API moves between
 //! releases): analysis code collects typed columns, then [`Frame::finish`] makes a `DataFrame`.
 
+use std::path::Path;
+
 use polars::prelude::{AnyValue, Column, DataFrame, DataType, NamedFrom, Series};
 
 use crate::error::{Error, Result};
@@ -185,6 +187,49 @@ pub fn to_csv(df: &DataFrame) -> Result<Vec<u8>> {
     writer
         .into_inner()
         .map_err(|e| Error::Analysis(format!("writing CSV: {e}")))
+}
+
+/// A CSV read back: its header and rows of cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvTable {
+    /// Column names in order.
+    pub header: Vec<String>,
+    /// Rows of cells, as written.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl CsvTable {
+    /// The cells of column `name`.
+    pub fn column(&self, name: &str) -> Option<Vec<&str>> {
+        let i = self.header.iter().position(|h| h == name)?;
+        Some(self.rows.iter().map(|r| r[i].as_str()).collect())
+    }
+
+    /// The position of column `name` (surrounding spaces in the header ignored).
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h.trim() == name)
+    }
+}
+
+/// Reads a CSV with a header (hpo_snn's `all_evaluations.csv`, a connectome's tables); a
+/// ragged row is an error naming its line.
+pub fn read_csv(path: &Path) -> Result<CsvTable> {
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| Error::Analysis(format!("reading {}: {e}", path.display())))?;
+    let header = reader
+        .headers()
+        .map_err(|e| Error::Analysis(format!("reading {}: {e}", path.display())))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| {
+            r.map(|r| r.iter().map(str::to_string).collect())
+                .map_err(|e| Error::Analysis(format!("reading {}: {e}", path.display())))
+        })
+        .collect::<Result<Vec<Vec<String>>>>()?;
+    Ok(CsvTable { header, rows })
 }
 
 #[cfg(test)]

@@ -123,8 +123,13 @@ pub fn prepare(cfg: &BpuConfig, seed: u64) -> Result<Core> {
             ),
         ));
     }
-    let primary_radius = super::spectral::spectral_radius(&graph.matrix)?;
     let scaled = scale_to_radius(&control.matrix, cfg.spectral_radius)?;
+    // a control that keeps the connectome's matrix was just measured by the scaling
+    let primary_radius = if cfg.control.is_matched() {
+        super::spectral::spectral_radius(&graph.matrix)?
+    } else {
+        scaled.raw.clone()
+    };
     Ok(Core {
         graph,
         pools,

@@ -447,38 +447,26 @@ fn read_edges(folder: &Path, cfg: &ConnectomeConfig) -> Result<Vec<EdgeRow>> {
 
 /// The named columns of every row of a CSV with a header; errors name the file and column.
 fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::DataNotFound {
-        dataset: path.display().to_string(),
-        looked: e.to_string(),
-    })?;
-    let header = reader
-        .headers()
-        .map_err(|e| Error::invalid("model.connectome", format!("{}: {e}", path.display())))?
-        .clone();
+    let table = crate::frame::read_csv(path)
+        .map_err(|e| Error::invalid("model.connectome", e.to_string()))?;
     let idx: Vec<usize> = columns
         .iter()
         .map(|c| {
-            header.iter().position(|h| h.trim() == *c).ok_or_else(|| {
+            table.index(c).ok_or_else(|| {
                 Error::invalid(
                     "model.connectome",
                     format!(
                         "{} has no column `{c}` (columns: {})",
                         path.display(),
-                        header.iter().collect::<Vec<_>>().join(", ")
+                        table.header.join(", ")
                     ),
                 )
             })
         })
         .collect::<Result<_>>()?;
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record
-            .map_err(|e| Error::invalid("model.connectome", format!("{}: {e}", path.display())))?;
-        rows.push(
-            idx.iter()
-                .map(|&i| record.get(i).unwrap_or("").to_string())
-                .collect(),
-        );
-    }
-    Ok(rows)
+    Ok(table
+        .rows
+        .into_iter()
+        .map(|r| idx.iter().map(|&i| r[i].clone()).collect())
+        .collect())
 }

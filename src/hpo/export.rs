@@ -214,43 +214,7 @@ pub fn hpo_snn_frame(log: &StudyLog, metric: &str, mode: Mode) -> Result<DataFra
     frame.finish()
 }
 
-/// A CSV read back: its header and rows of cells.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CsvTable {
-    /// Column names in order.
-    pub header: Vec<String>,
-    /// Rows of cells, as written.
-    pub rows: Vec<Vec<String>>,
-}
-
-impl CsvTable {
-    /// The cells of column `name`.
-    pub fn column(&self, name: &str) -> Option<Vec<&str>> {
-        let i = self.header.iter().position(|h| h == name)?;
-        Some(self.rows.iter().map(|r| r[i].as_str()).collect())
-    }
-}
-
-/// Reads a CSV such as `all_evaluations.csv` (ours or hpo_snn's); a ragged row is an error
-/// naming its line.
-pub fn read_csv(path: &Path) -> Result<CsvTable> {
-    let mut reader = csv::Reader::from_path(path)
-        .map_err(|e| Error::Analysis(format!("reading {}: {e}", path.display())))?;
-    let header = reader
-        .headers()
-        .map_err(|e| Error::Analysis(format!("reading {}: {e}", path.display())))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows = reader
-        .records()
-        .map(|r| {
-            r.map(|r| r.iter().map(str::to_string).collect())
-                .map_err(|e| Error::Analysis(format!("reading {}: {e}", path.display())))
-        })
-        .collect::<Result<Vec<Vec<String>>>>()?;
-    Ok(CsvTable { header, rows })
-}
+pub use crate::frame::{read_csv, CsvTable};
 
 impl super::Study {
     /// One row per trial (see [`trials_frame`]).

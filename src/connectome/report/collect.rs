@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{
     BpuConfig, ExperimentConfig, ModelConfig, PathIntegrationConfig, RecurrentTraining,
 };
+use crate::connectome::ControlKind;
 use crate::data::path_reference::reference_rows;
 use crate::error::{Error, Result};
 use crate::metric::MetricSpec;
@@ -139,11 +140,18 @@ impl Sweep {
     }
 }
 
+/// Whether a model label names a rewiring control ([`ControlKind::is_matched`]).
+pub fn is_matched_control(model: &str) -> bool {
+    ControlKind::all()
+        .iter()
+        .any(|k| k.is_matched() && k.name() == model)
+}
+
 /// Sort key: connectome, matched controls, other trained models, references.
 pub fn model_order(model: &str) -> u8 {
     match model {
         BASELINE => 0,
-        "random" | "degree_shuffle" | "degree_shuffle_strength" | "weight_shuffle" => 1,
+        m if is_matched_control(m) => 1,
         "no_recurrence" => 2,
         "mean_predictor" | "oracle_integrator" => 4,
         _ => 3,

@@ -3,7 +3,7 @@
 
 use polars::prelude::DataFrame;
 
-use super::collect::{Sweep, BASELINE};
+use super::collect::{is_matched_control, Sweep, BASELINE};
 use super::tables::{direction, metric_columns, value, Column};
 use crate::error::Result;
 use crate::frame::{Frame, Values};
@@ -51,10 +51,7 @@ pub fn paired_rows(sweep: &Sweep) -> Result<Vec<PairedRow>> {
         {
             continue;
         }
-        let kind = if matches!(
-            other.as_str(),
-            "random" | "degree_shuffle" | "degree_shuffle_strength" | "weight_shuffle"
-        ) {
+        let kind = if is_matched_control(&other) {
             "matched_topology_control"
         } else {
             "reference_baseline"

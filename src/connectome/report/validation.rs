@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use super::collect::{RunInfo, Sweep};
-use crate::config::{PathTargets, Pool, RecurrentTraining};
+use crate::config::{PathTargets, RecurrentTraining};
 use crate::connectome::{build_control, load, load::read_edge_rows, Graph};
 use crate::error::Result;
 
@@ -202,11 +202,7 @@ fn bpu_report(sweep: &Sweep, cores: &[&RunInfo], graph: Option<&Graph>) -> Resul
         g.meta.sign_coverage,
         g.meta.sign_policy
     ));
-    let [s, _, o] = [Pool::Sensory, Pool::Internal, Pool::Output].map(|p| {
-        crate::connectome::pools::assign(g, &cfg.pools)
-            .map(|x| x.indices(p).len())
-            .unwrap_or(0)
-    });
+    let [s, _, o] = crate::connectome::pools::assign(g, &cfg.pools).map_or([0; 3], |p| p.counts());
     let d_out = match sweep.data.targets {
         PathTargets::Cartesian => 4,
         PathTargets::PolarBump => sweep.data.heading_bins + 3,
