@@ -13,6 +13,7 @@ pub mod config;
 pub mod connectome;
 pub mod data;
 pub mod display;
+pub mod dynamics;
 mod error;
 mod experiment;
 pub mod frame;

@@ -6,6 +6,8 @@ mod analysis;
 mod cluster;
 #[path = "cli/connectome.rs"]
 mod connectome;
+#[path = "cli/dynamics.rs"]
+mod dynamics;
 #[path = "cli/hpo.rs"]
 mod hpo;
 #[path = "cli/notebooks.rs"]
@@ -161,6 +163,9 @@ enum Command {
     /// (aggregate a sweep), `scale` (time a training step at FlyWire's size).
     #[command(subcommand)]
     Connectome(connectome::ConnectomeCommand),
+    /// Lyapunov spectra: `dynamics <run-dir>` (the spectrum of a trained run, written to
+    /// `<run-dir>/dynamics/`), `dynamics report` (a flossing sweep's figures).
+    Dynamics(dynamics::DynamicsArgs),
 }
 
 fn store(configs: &Option<PathBuf>) -> autoresearch::Result<ConfigStore> {
@@ -383,6 +388,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
         Command::State(args) => state::run(args),
         Command::Hpo(args) => hpo::run(store(configs)?, args),
         Command::Connectome(command) => connectome::run(store(configs), command),
+        Command::Dynamics(args) => dynamics::run(store(configs), args),
         Command::List => {
             let store = store(configs)?;
             println!("configs: {}", store.root().display());

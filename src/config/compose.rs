@@ -307,7 +307,13 @@ pub fn set_path(tree: &mut Value, key: &str, value: Value) -> std::result::Resul
     Ok(())
 }
 
-/// Names a variant by its non-seed value overrides, sorted by key: `default` if there are none.
+/// The longest variant name kept whole: a directory name must stay under the file system's
+/// 255 bytes, so a longer one keeps its first part and a hash of the whole.
+pub const MAX_VARIANT_BYTES: usize = 160;
+
+/// Names a variant by its non-seed value overrides, sorted by key: `default` if there are none;
+/// beyond [`MAX_VARIANT_BYTES`], the first 120 bytes, `~` and 16 hex digits of the whole name's
+/// SHA-256 (the run's `config.yaml` holds every value).
 pub fn variant_name(overrides: &[Override]) -> Result<String> {
     let mut parts = Vec::new();
     for o in overrides {
@@ -319,10 +325,20 @@ pub fn variant_name(overrides: &[Override]) -> Result<String> {
     }
     parts.sort();
     parts.dedup();
+    let name = parts.join(",");
     Ok(if parts.is_empty() {
         "default".to_string()
+    } else if name.len() > MAX_VARIANT_BYTES {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(name.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let mut cut = 120;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}~{hex}", &name[..cut])
     } else {
-        parts.join(",")
+        name
     })
 }
 

@@ -3,6 +3,7 @@
 mod compose;
 mod connectome;
 mod data;
+mod dynamics;
 mod model;
 mod overrides;
 mod schema;
@@ -13,10 +14,11 @@ mod validate_model;
 
 pub use compose::{
     from_yaml_str, load_yaml, merge, set_path, typed, typed_unchecked, variant_name, Composed,
-    ConfigStore, CONFIGS_ENV, GROUPS, NON_VARIANT_KEYS,
+    ConfigStore, CONFIGS_ENV, GROUPS, MAX_VARIANT_BYTES, NON_VARIANT_KEYS,
 };
 pub use connectome::*;
 pub use data::*;
+pub use dynamics::*;
 pub use model::*;
 pub use overrides::Override;
 pub use schema::*;

@@ -342,6 +342,25 @@ pub struct RateRnnConfig {
     /// Whether `x_0` is trained (upstream: yes).
     #[serde(default = "default_true")]
     pub learn_initial_state: bool,
+    /// The rate function `φ`: tanh (upstream's rate net) or a binary step with a surrogate
+    /// derivative (the binary net of surrogate gradient flossing).
+    #[serde(default)]
+    pub activation: RateActivation,
+}
+
+/// The rate function `φ` of a [`RateRnnConfig`] network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RateActivation {
+    /// `φ = tanh`.
+    #[default]
+    Tanh,
+    /// `φ(x) = H(x)` (0/1) in the forward pass; `S'(x)` of `surrogate` in every derivative,
+    /// including the Jacobian of the Lyapunov spectrum ("surrogate Lyapunov exponents").
+    Binary {
+        /// The surrogate derivative (upstream: fast sigmoid, sharpness 5).
+        surrogate: super::Surrogate,
+    },
 }
 
 fn default_gain() -> f64 {

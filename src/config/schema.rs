@@ -66,6 +66,9 @@ pub struct ExperimentConfig {
     /// Learning-rate schedule.
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    /// Lyapunov spectra logged while training and gradient flossing; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamics: Option<super::dynamics::DynamicsConfig>,
 }
 
 fn default_variant() -> String {

@@ -34,6 +34,9 @@ mod snn_cnn;
 mod snn_ffnn;
 pub mod spiking;
 mod srnn;
+mod srnn_dynamics;
+#[cfg(test)]
+mod srnn_dynamics_tests;
 
 pub use bpu::{Bpu, Parts as BpuParts};
 pub use cnn::Cnn;
@@ -51,6 +54,7 @@ pub use slstm_net::SlstmNet;
 pub use snn_cnn::SnnCnn;
 pub use snn_ffnn::SnnFfnn;
 pub use srnn::Srnn;
+pub use srnn_dynamics::SrnnDynamics;
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -199,5 +203,25 @@ impl Network for Model {
         _task: &dyn crate::data::Task,
     ) -> Result<Tensor> {
         Model::loss(self, output, target)
+    }
+    /// The recurrent models' dynamics: [`SeqRnn`] and [`Srnn`]; none for the others.
+    fn dynamics(
+        &self,
+        opts: &crate::dynamics::DynamicsOptions,
+    ) -> Option<crate::Result<Box<dyn crate::dynamics::Dynamics + '_>>> {
+        fn boxed<'a, D: crate::dynamics::Dynamics + 'a>(
+            system: Result<D>,
+        ) -> Option<crate::Result<Box<dyn crate::dynamics::Dynamics + 'a>>> {
+            Some(
+                system
+                    .map(|d| Box::new(d) as Box<dyn crate::dynamics::Dynamics + 'a>)
+                    .map_err(Into::into),
+            )
+        }
+        match self {
+            Model::Rnn(m) => boxed(m.dynamics(opts)),
+            Model::Srnn(m) => boxed(m.dynamics(opts)),
+            _ => None,
+        }
     }
 }

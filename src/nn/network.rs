@@ -132,6 +132,15 @@ pub trait Network: Send + Sync {
         Ok(())
     }
 
+    /// This network as a dynamical system (Lyapunov spectra, flossing, `‖dL/dh_0‖`); `None`
+    /// (the default) for networks without recurrent state.
+    fn dynamics(
+        &self,
+        _opts: &crate::dynamics::DynamicsOptions,
+    ) -> Option<Result<Box<dyn crate::dynamics::Dynamics + '_>>> {
+        None
+    }
+
     /// Files describing the built network (graph metadata, assignments), written into the
     /// run directory when training starts, by name; none by default.
     fn run_files(&self) -> Vec<(String, Vec<u8>)> {

@@ -5,9 +5,11 @@ use candle_core::{Result, Tensor, Var};
 use candle_nn::Init;
 
 use super::network::{BuildCtx, Network};
+use super::neuron::{spike, surrogate_derivative};
 use super::probe::Probe;
 use super::Ops;
-use crate::config::RateRnnConfig;
+use crate::config::{RateActivation, RateRnnConfig};
+use crate::dynamics::{Dynamics, DynamicsOptions};
 
 /// Parameters: `j` `[N, N]`, `w_s` `[N, S]`, `b` `[N]`, `w_r` `[R, N]`, `o` `[R]`, `x0` `[N]`.
 #[derive(Debug, Clone)]
@@ -20,6 +22,8 @@ pub struct RateRnn {
     x0: Tensor,
     /// Input channels `S` (the drive is divided by it).
     channels: usize,
+    /// The rate function `φ`.
+    activation: RateActivation,
     /// The execution policy (the fused recurrence where it runs).
     ops: Ops,
 }
@@ -60,7 +64,9 @@ impl RateRnn {
         };
         let mut x = drawn.unsqueeze(0)?;
         for _ in 0..cfg.relax_steps {
-            x = x.tanh()?.matmul(&j.t()?)?.broadcast_add(&b)?;
+            x = phi(&x, cfg.activation)?
+                .matmul(&j.t()?)?
+                .broadcast_add(&b)?;
         }
         let relaxed = x.squeeze(0)?.detach();
         let x0 = if cfg.learn_initial_state {
@@ -78,8 +84,14 @@ impl RateRnn {
             o,
             x0,
             channels,
+            activation: cfg.activation,
             ops: ctx.ops,
         })
+    }
+
+    /// The recurrent matrix `J` `[N, N]`.
+    pub fn recurrent_matrix(&self) -> &Tensor {
+        &self.j
     }
 
     /// The states `x_1 .. x_T` from `x_0` under the drive `s`.
@@ -94,7 +106,7 @@ impl RateRnn {
             .matmul(&(self.w_s.t()? / self.channels as f64)?)?
             .broadcast_add(&self.b)?
             .reshape((t_len, batch, n))?;
-        if self.ops.fuses(&drive) {
+        if self.ops.fuses(&drive) && self.activation == RateActivation::Tanh {
             return super::fused::tanh_rnn(&drive, &self.j, &self.x0);
         }
         let j_t = self.j.t()?;
@@ -105,14 +117,110 @@ impl RateRnn {
             .contiguous()?;
         let mut states = Vec::with_capacity(t_len);
         for t in 0..t_len {
-            x = (x.tanh()?.matmul(&j_t)? + drive.get(t)?)?;
+            x = (phi(&x, self.activation)?.matmul(&j_t)? + drive.get(t)?)?;
             states.push(x.clone());
         }
         Tensor::stack(&states, 0)
     }
 }
 
+/// `φ(x)`: tanh, or the binary step with its surrogate gradient.
+fn phi(x: &Tensor, activation: RateActivation) -> Result<Tensor> {
+    match activation {
+        RateActivation::Tanh => x.tanh(),
+        RateActivation::Binary { surrogate } => spike(x, surrogate),
+    }
+}
+
+/// `φ'(x)` with its own gradient kept: `1 - tanh²(x)`, or the surrogate `S'(x)`.
+fn phi_prime(x: &Tensor, activation: RateActivation) -> Result<Tensor> {
+    match activation {
+        RateActivation::Tanh => x.tanh()?.sqr()?.affine(-1.0, 1.0),
+        RateActivation::Binary { surrogate } => surrogate_derivative(x, surrogate),
+    }
+}
+
+/// [`RateRnn`] as a dynamical system on the pre-activation `x`; tangents follow upstream's
+/// `D_t = diag(φ'(x_t))·J`, the Jacobian of `h_t = φ(x_t)` (the same exponents as `x`'s).
+struct RateDynamics<'a> {
+    net: &'a RateRnn,
+    j: Tensor,
+    w_s: Tensor,
+    b: Tensor,
+    w_r: Tensor,
+    o: Tensor,
+    x0: Tensor,
+}
+
+impl Dynamics for RateDynamics<'_> {
+    fn state_size(&self) -> usize {
+        self.x0.elem_count()
+    }
+
+    fn initial_state(&self) -> Result<Tensor> {
+        self.x0.unsqueeze(0)
+    }
+
+    fn drive(&self, input: &Tensor) -> Result<Tensor> {
+        let (t_len, batch, ch) = input.dims3()?;
+        input
+            .to_dtype(self.j.dtype())?
+            .reshape((t_len * batch, ch))?
+            .matmul(&(self.w_s.t()? / self.net.channels as f64)?)?
+            .broadcast_add(&self.b)?
+            .reshape((t_len, batch, ()))
+    }
+
+    fn step(&self, state: &Tensor, drive: &Tensor) -> Result<Tensor> {
+        phi(state, self.net.activation)?.matmul(&self.j.t()?)? + drive
+    }
+
+    fn tangent(
+        &self,
+        _prev: &Tensor,
+        next: &Tensor,
+        _drive: &Tensor,
+        q: &Tensor,
+    ) -> Result<Tensor> {
+        let d = phi_prime(next, self.net.activation)?.t()?;
+        self.j.matmul(q)?.broadcast_mul(&d)
+    }
+
+    fn readout(&self, states: &Tensor) -> Result<Tensor> {
+        let (t_len, batch, n) = states.dims3()?;
+        states
+            .reshape((t_len * batch, n))?
+            .matmul(&self.w_r.t()?)?
+            .broadcast_add(&self.o)?
+            .reshape((t_len, batch, ()))
+    }
+
+    fn recurrent_weight(&self) -> Option<Tensor> {
+        Some(self.net.j.clone())
+    }
+}
+
 impl Network for RateRnn {
+    fn dynamics(&self, opts: &DynamicsOptions) -> Option<crate::Result<Box<dyn Dynamics + '_>>> {
+        let cast = |t: &Tensor| t.to_dtype(opts.dtype);
+        let built = (|| -> Result<RateDynamics<'_>> {
+            Ok(RateDynamics {
+                net: self,
+                j: cast(&self.j)?,
+                w_s: cast(&self.w_s)?,
+                b: cast(&self.b)?,
+                w_r: cast(&self.w_r)?,
+                o: cast(&self.o)?,
+                x0: cast(&self.x0)?,
+            })
+        })();
+        Some(
+            built
+                .map(|d| Box::new(d) as Box<dyn Dynamics + '_>)
+                .map_err(Into::into),
+        )
+    }
+
     /// # Shapes
     /// `input`: `[T, B, S]` -> readout `[T, B, R]`.
     fn forward_probed(&self, input: &Tensor, _probe: &mut dyn Probe) -> Result<Tensor> {

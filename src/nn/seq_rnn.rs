@@ -5,9 +5,10 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::layers::linear;
-use super::recurrent::Stack;
+use super::recurrent::{Stack, StackDynamics, StackReadout};
 use super::Ops;
 use crate::config::{EncoderConfig, RnnConfig};
+use crate::dynamics::DynamicsOptions;
 
 /// The stack `rnn.l<i>` over the encoded sequence and `fc` on its final hidden state.
 #[derive(Debug, Clone)]
@@ -57,6 +58,11 @@ impl SeqRnn {
         let (t, b) = (input.dim(0)?, input.dim(1)?);
         let (_, h) = self.rnn.forward(&input.reshape((t, b, ()))?)?;
         self.fc.forward(&h)
+    }
+
+    /// The stack as a dynamical system (see [`StackDynamics`]), `fc` read at the last step.
+    pub fn dynamics(&self, opts: &DynamicsOptions) -> Result<StackDynamics> {
+        StackDynamics::new(&self.rnn, &self.fc, StackReadout::LastStep, opts)
     }
 }
 

@@ -7,8 +7,9 @@ use candle_nn::Linear;
 use super::layers::linear;
 use super::network::{BuildCtx, Network};
 use super::probe::Probe;
-use super::recurrent::Stack;
+use super::recurrent::{Stack, StackDynamics, StackReadout};
 use crate::config::SequenceRnnConfig;
+use crate::dynamics::{Dynamics, DynamicsOptions};
 
 /// `rnn.l<i>` layers and the per-step readout `fc`.
 #[derive(Debug, Clone)]
@@ -30,6 +31,16 @@ impl SequenceRnn {
 }
 
 impl Network for SequenceRnn {
+    /// The stack as a dynamical system (see [`StackDynamics`]), `fc` read at every step.
+    fn dynamics(&self, opts: &DynamicsOptions) -> Option<crate::Result<Box<dyn Dynamics + '_>>> {
+        let system = StackDynamics::new(&self.rnn, &self.fc, StackReadout::EveryStep, opts);
+        Some(
+            system
+                .map(|d| Box::new(d) as Box<dyn Dynamics + '_>)
+                .map_err(Into::into),
+        )
+    }
+
     /// # Shapes
     /// `input`: `[T, B, S]` -> `[T, B, R]`.
     fn forward_probed(&self, input: &Tensor, _probe: &mut dyn Probe) -> Result<Tensor> {

@@ -105,6 +105,16 @@ impl Srnn {
         self.ops
     }
 
+    /// The input maps `fc1 ..` of the recurrent layers (the first reads the encoded input).
+    pub fn fcs(&self) -> &[Linear] {
+        &self.fcs
+    }
+
+    /// The recurrent layers `lif1 ..`.
+    pub fn layers(&self) -> &[RLeaky] {
+        &self.layers
+    }
+
     /// The output layer (its readout gives the loss).
     pub fn head(&self) -> &SpikingStack {
         &self.head

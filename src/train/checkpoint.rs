@@ -43,6 +43,9 @@ pub struct TrainState {
     pub wall_time_s: f64,
     /// How shuffling randomness is derived (pure function of seed and epoch; nothing to restore).
     pub rng: String,
+    /// Gradient flossing's progress (its optimizer's moments are tensors of the checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flossing: Option<crate::dynamics::FlossCounters>,
 }
 
 fn corrupt(path: &Path, message: impl std::fmt::Display) -> Error {

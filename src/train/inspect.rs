@@ -25,7 +25,19 @@ pub struct TrainedModel {
 
 /// Rebuilds `cfg`'s network with the weights of its run directory's best checkpoint.
 pub fn load_trained(cfg: &ExperimentConfig) -> Result<TrainedModel> {
-    let dir = RunDir::for_config(cfg);
+    load_trained_in(cfg, &RunDir::for_config(cfg))
+}
+
+/// Rebuilds the network of the run directory `dir` (its `config.yaml`) with the weights of its
+/// best checkpoint, wherever the directory now lives; returns its config too.
+pub fn load_run(dir: &std::path::Path) -> Result<(ExperimentConfig, TrainedModel)> {
+    let dir = RunDir::at(dir);
+    let cfg = dir.read_config()?;
+    let trained = load_trained_in(&cfg, &dir)?;
+    Ok((cfg, trained))
+}
+
+fn load_trained_in(cfg: &ExperimentConfig, dir: &RunDir) -> Result<TrainedModel> {
     let best = dir.best_checkpoint();
     if !best.exists() {
         return Err(Error::RunDir {
@@ -35,7 +47,8 @@ pub fn load_trained(cfg: &ExperimentConfig) -> Result<TrainedModel> {
     }
     let mut run = build_run(cfg, None)?;
     let extra = checkpoint::load_weights(&best, &run.params, &run.device)?;
-    run.net.load_extra_state(&extra)?;
+    run.net
+        .load_extra_state(&crate::dynamics::training::split_extra(extra).0)?;
     Ok(TrainedModel {
         model: run.net,
         vars: run.vars,

@@ -22,7 +22,7 @@ use session::Session;
 pub use autoresearch_kernels::par::on_pool;
 pub use build::{build_run, BuiltRun};
 pub use evaluate::{evaluate, evaluate_probed, Evaluation, TEST_STREAM, VAL_STREAM};
-pub use inspect::{load_trained, TrainedModel};
+pub use inspect::{load_run, load_trained, TrainedModel};
 
 /// How to run training (as opposed to what to train, which is the config).
 #[derive(Debug, Clone, Default)]

@@ -14,6 +14,7 @@ use crate::data::encode::batch_seed;
 use crate::data::epoch_permutation;
 use crate::data::task::run_objectives;
 use crate::data::{Batch, MetricSums};
+use crate::dynamics::training::{split_extra, TrainingDynamics};
 use crate::error::Result;
 use crate::metric::NamedValue;
 use crate::metric::{Mode, Objective};
@@ -56,8 +57,10 @@ impl Session<'_> {
             run.params.iter().map(|(_, v)| v.clone()).collect(),
         )?;
         optimizer.set_fused(cfg.kernels == Kernels::Fused);
+        let mut dynamics =
+            TrainingDynamics::new(cfg.dynamics.as_ref(), &*run.net, &run.params, cfg.seed)?;
         let resumed = self.dir.last_checkpoint().exists();
-        let mut state = self.start_or_resume(&mut run, &mut optimizer, resumed)?;
+        let mut state = self.start_or_resume(&mut run, &mut optimizer, &mut dynamics, resumed)?;
         self.sync_metrics(&state, &objective, RunStatus::Running);
         self.dir.write_metrics(&self.metrics)?;
 
@@ -65,10 +68,15 @@ impl Session<'_> {
         let mut epochs_this_call = 0;
         let mut early_stopped = self.stopped_early(&state);
         while state.epoch < cfg.epochs && !early_stopped {
-            let record = self.epoch(&run, &mut optimizer, &mut state, &progress)?;
+            let record = self.epoch(&run, &mut optimizer, &mut dynamics, &mut state, &progress)?;
             let epoch = record.epoch;
             let value = record.value(&objective.metric).unwrap_or(f64::NAN);
-            let extra = run.net.extra_state();
+            let mut extra = run.net.extra_state();
+            if let Some(d) = &dynamics {
+                let (counters, tensors) = d.checkpoint();
+                state.flossing = counters;
+                extra.extend(tensors);
+            }
             if objective.mode.improves(value, state.best, 0.0) {
                 state.best = Some(value);
                 state.best_epoch = Some(epoch);
@@ -137,6 +145,7 @@ impl Session<'_> {
         &mut self,
         run: &mut BuiltRun,
         optimizer: &mut AnyOptimizer,
+        dynamics: &mut Option<TrainingDynamics>,
         resumed: bool,
     ) -> Result<TrainState> {
         let cfg = self.cfg;
@@ -144,7 +153,11 @@ impl Session<'_> {
             let (opt_state, state, extra) =
                 checkpoint::load_last(&self.dir.last_checkpoint(), &run.params, &run.device)?;
             optimizer.load_state(&opt_state)?;
+            let (extra, flossing) = split_extra(extra);
             run.net.load_extra_state(&extra)?;
+            if let Some(d) = dynamics.as_mut() {
+                d.restore(state.flossing.clone(), &flossing)?;
+            }
             self.metrics.resumed += 1;
             self.dir.log(&format!(
                 "resumed from checkpoint after epoch {}",
@@ -165,6 +178,15 @@ impl Session<'_> {
             d.kind,
             self.metrics.params
         ))?;
+        if let Some(d) = dynamics.as_ref() {
+            if let Some(s) = d.spectrum(&*run.net, &*run.data.val, &run.device)? {
+                crate::dynamics::record_spectrum(self.dir.path(), 0, &s)?;
+                self.dir.log(&format!(
+                    "spectrum before training: lambda_1 {:.4} per step ({} steps averaged)",
+                    s.mean[0], s.steps_averaged
+                ))?;
+            }
+        }
         Ok(TrainState {
             schema_version: SCHEMA_VERSION,
             epoch: 0,
@@ -181,6 +203,7 @@ impl Session<'_> {
             early_stop: EarlyStopState::default(),
             wall_time_s: 0.0,
             rng: "derived: permutation(seed, epoch); init(seed, parameter name)".to_string(),
+            flossing: None,
         })
     }
 
@@ -189,6 +212,7 @@ impl Session<'_> {
         &self,
         run: &BuiltRun,
         optimizer: &mut AnyOptimizer,
+        dynamics: &mut Option<TrainingDynamics>,
         state: &mut TrainState,
         progress: &Progress,
     ) -> Result<EpochRecord> {
@@ -215,6 +239,9 @@ impl Session<'_> {
                 total_steps,
             );
             optimizer.set_learning_rate(lr);
+            if let Some(d) = dynamics.as_mut() {
+                d.before_step(step as u64, &*run.net, train, &run.device)?;
+            }
             let Batch {
                 input: x,
                 target: y,
@@ -245,6 +272,15 @@ impl Session<'_> {
         bar.finish();
         state.optimizer_step += steps_per_epoch as u64;
         let val = self.eval(run, &*run.data.val, VAL_STREAM)?;
+        let mut measured = Vec::new();
+        if let Some(d) = dynamics.as_mut() {
+            let (columns, spectrum) =
+                d.epoch_columns(&*run.net, task, &*run.data.val, &run.device)?;
+            if let Some(s) = spectrum {
+                crate::dynamics::record_spectrum(self.dir.path(), state.epoch + 1, &s)?;
+            }
+            measured = columns;
+        }
         let prefixed = |split: &str, values: Vec<NamedValue>| -> Vec<NamedValue> {
             values
                 .into_iter()
@@ -267,6 +303,7 @@ impl Session<'_> {
                     let k = self.opts.silent_below.unwrap_or(0);
                     NamedValue::new(format!("silent_lt{k}_{}", r.layer), r.rate)
                 }))
+                .chain(measured)
                 .collect(),
         })
     }
@@ -302,7 +339,7 @@ impl Session<'_> {
     ) -> Result<()> {
         let extra =
             checkpoint::load_weights(&self.dir.best_checkpoint(), &run.params, &run.device)?;
-        run.net.load_extra_state(&extra)?;
+        run.net.load_extra_state(&split_extra(extra).0)?;
         let mut results = std::collections::BTreeMap::new();
         if let Some(best) = state
             .best_epoch

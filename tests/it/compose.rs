@@ -58,6 +58,34 @@ fn dotted_and_group_overrides_apply_and_name_the_variant() -> autoresearch::Resu
     Ok(())
 }
 
+/// A variant named by many overrides stays a valid directory name: its first part and a hash
+/// of the whole, distinct for distinct values.
+#[test]
+fn a_long_variant_name_is_shortened_with_a_hash_of_the_whole() -> autoresearch::Result<()> {
+    let long = |lr: &str| -> autoresearch::Result<String> {
+        let overrides = [
+            "model.hidden=[512, 256, 128, 64]",
+            "data.limit=1000",
+            "data.val_fraction=0.2",
+            "epochs=3",
+            "batch_size=64",
+            "eval_batch_size=500",
+            "clip_grad_norm=1.0",
+            "scheduler=cosine",
+            lr,
+        ];
+        Ok(compose(&overrides)?.config().variant.clone())
+    };
+    let (a, b) = (long("optimizer.lr=0.001")?, long("optimizer.lr=0.002")?);
+    assert!(a.len() <= autoresearch::config::MAX_VARIANT_BYTES, "{a}");
+    assert!(
+        a.starts_with("batch_size=64,clip_grad_norm=1.0") && a.contains('~'),
+        "{a}"
+    );
+    assert_ne!(a, b);
+    Ok(())
+}
+
 fn message(result: autoresearch::Result<Experiment>) -> String {
     match result {
         Ok(e) => panic!("expected an error, composed {:?}", e.config().variant),
@@ -90,7 +118,7 @@ fn wrong_type_names_the_key() {
 fn unknown_group_option_and_experiment_list_the_choices() {
     let e = compose(&["model=transformer"]);
     assert!(
-        matches!(&e, Err(Error::UnknownGroupOption { group, valid, .. }) if group == "model" && valid == "bpu_celegans, cnn, ffnn, gru, hybrid_gru, hybrid_lstm, hybrid_rnn, lstm, mean_predictor, rate_rnn, rnn, sequence_gru, slstm, snn_cnn, snn_ffnn, srnn")
+        matches!(&e, Err(Error::UnknownGroupOption { group, valid, .. }) if group == "model" && valid == "binary_rnn, bpu_celegans, cnn, ffnn, gru, hybrid_gru, hybrid_lstm, hybrid_rnn, lstm, mean_predictor, rate_rnn, rnn, sequence_gru, slstm, snn_cnn, snn_ffnn, srnn")
     );
     let e = Experiment::compose_in(&store(), "nope", [""; 0]);
     assert!(

@@ -9,6 +9,7 @@ mod cluster_e2e;
 mod compose;
 mod connectome;
 mod data;
+mod dynamics;
 mod grad;
 mod hpo;
 mod local_executor;

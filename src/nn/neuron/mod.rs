@@ -15,7 +15,7 @@ pub(crate) use leaky::{constant, neuron_param};
 pub use leaky::{leaky_step, Leaky, LeakyParams, LeakyState};
 pub use rleaky::{rleaky_step, Feedback, RLeaky, RLeakyState};
 pub use slstm::{slstm_step, Slstm, SlstmParams, SlstmState};
-pub use surrogate::{spike, surrogate_grad};
+pub use surrogate::{spike, surrogate_derivative, surrogate_grad};
 pub use synaptic::{synaptic_step, Synaptic, SynapticParams, SynapticState};
 
 use candle_core::{Result, Tensor};

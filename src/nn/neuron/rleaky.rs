@@ -25,6 +25,9 @@ pub struct RLeakyState {
 pub enum Feedback {
     /// All-to-all: `V(S) = S·Wᵀ + b`, `W` `[N, N]` (PyTorch `Linear` init).
     Linear {
+        /// `W` `[N, N]`: the parameter tensor itself (the one a `GradStore` holds a gradient
+        /// for).
+        weight: Tensor,
         /// `Wᵀ` `[N, N]`: one view shared by every step, so their gradients accumulate into one
         /// contiguous tensor.
         weight_t: Tensor,
@@ -39,6 +42,7 @@ impl Feedback {
     /// All-to-all feedback from `weight` `[N, N]` and `bias` `[N]`.
     pub fn linear(weight: &Tensor, bias: Tensor) -> Result<Self> {
         Ok(Feedback::Linear {
+            weight: weight.clone(),
             weight_t: weight.t()?,
             bias,
         })
@@ -68,7 +72,7 @@ impl Feedback {
     /// `spikes`: `[B, N]` -> `[B, N]`.
     pub fn apply(&self, spikes: &Tensor) -> Result<Tensor> {
         match self {
-            Feedback::Linear { weight_t, bias } => spikes.matmul(weight_t)?.broadcast_add(bias),
+            Feedback::Linear { weight_t, bias, .. } => spikes.matmul(weight_t)?.broadcast_add(bias),
             Feedback::OneToOne(w) => spikes.broadcast_mul(w),
         }
     }
@@ -117,6 +121,11 @@ impl RLeaky {
     /// The Leaky parameters (β unclamped).
     pub fn params(&self) -> &LeakyParams {
         &self.params
+    }
+
+    /// The feedback map `V`.
+    pub fn feedback(&self) -> &Feedback {
+        &self.feedback
     }
 
     /// Builds `n` neurons from config: the feedback under `vb.pp("recurrent")`, learned β and θ

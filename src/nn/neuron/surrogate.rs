@@ -13,7 +13,16 @@ use crate::config::Surrogate;
 /// # Shapes
 /// `x`: any -> same shape.
 pub fn surrogate_grad(x: &Tensor, surrogate: Surrogate) -> Result<Tensor> {
-    let x = x.detach();
+    surrogate_derivative(&x.detach(), surrogate)
+}
+
+/// `S'(x)` with the gradient of `x` kept (`S''` flows back): the surrogate Jacobian of a spiking
+/// map, differentiated again by flossing.
+///
+/// # Shapes
+/// `x`: any -> same shape.
+pub fn surrogate_derivative(x: &Tensor, surrogate: Surrogate) -> Result<Tensor> {
+    let x = x.clone();
     match surrogate {
         Surrogate::Atan { alpha } => {
             // α/2 / (1 + (π/2·α·x)²)

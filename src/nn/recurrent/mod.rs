@@ -6,11 +6,15 @@
 //! the hidden state. Cells never keep state between calls.
 
 mod cells;
+mod dynamics;
+#[cfg(test)]
+pub(crate) mod dynamics_tests;
 mod stack;
 #[cfg(test)]
 mod tests;
 
 pub use cells::{lstm_gates, Gru, Lstm, LstmState, Rnn};
+pub use dynamics::{StackDynamics, StackReadout};
 pub use stack::{Cell, CellState, Stack};
 
 use candle_core::{Result, Tensor};

@@ -1,0 +1,172 @@
+//! Dynamics end to end: flossing from initialisation pulls the first k exponents of the README
+//! network to zero with a cliff after the k-th (tanh and binary surrogate nets); a flossing run
+//! logs its spectrum and gradients every epoch, resumes exactly, and `autoresearch dynamics`
+//! analyses a trained run directory.
+
+use autoresearch::config::SpectrumConfig;
+use autoresearch::dynamics;
+use autoresearch::{Experiment, TrainOptions};
+
+use crate::{compose, tempdir};
+
+/// `history.csv` as rows of cells without the wall-time column: header first.
+fn history(dir: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("history.csv")).unwrap_or_default();
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let skip = rows
+        .first()
+        .and_then(|h| h.iter().position(|c| c == "epoch_time_s"));
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != skip)
+                .map(|(_, c)| c)
+                .collect()
+        })
+        .collect()
+}
+
+fn measure(exponents: usize) -> SpectrumConfig {
+    SpectrumConfig {
+        exponents,
+        steps: 55,
+        transient_steps: None,
+        reorthonormalise_every: 1,
+        frame_seed: 1,
+        sequences: 8,
+        reset_in_jacobian: false,
+    }
+}
+
+/// The bound on `|lambda_i|`, i <= k, after 500 steps (tanh net).
+const TANH_TOLERANCE: f64 = 0.05;
+/// The same for the binary surrogate net.
+const BINARY_TOLERANCE: f64 = 0.05;
+
+/// What flossing `k` exponents for 500 Adam steps from initialisation did: the largest
+/// `|lambda_i|` over `i <= k`, the cliff `lambda_k - lambda_{k+1}` and the loss ratio.
+fn floss_block(exp: &Experiment, k: usize) -> autoresearch::Result<(f64, f64, f64)> {
+    let r = dynamics::floss_from_init(exp.config(), 500, &measure(k + 1))?;
+    let after = &r.after.mean;
+    let worst = after.iter().take(k).fold(0f64, |m, l| m.max(l.abs()));
+    let (first, last) = (r.losses[0], r.losses[r.losses.len() - 1]);
+    println!(
+        "k {k}: before {:.3}, after {after:?}, loss {first:.4} -> {last:.6}",
+        r.before.mean[0]
+    );
+    Ok((worst, after[k - 1] - after[k], first / last))
+}
+
+#[test]
+fn flossing_pulls_the_first_k_exponents_to_zero_with_a_cliff() -> autoresearch::Result<()> {
+    let dir = tempdir();
+    let mut failures = Vec::new();
+    for (model, tolerance) in [
+        ("rate_rnn", TANH_TOLERANCE),
+        ("binary_rnn", BINARY_TOLERANCE),
+    ] {
+        for k in [1, 16, 32] {
+            let m = format!("model={model}");
+            let kk = format!("dynamics.flossing.spectrum.exponents={k}");
+            let exp = compose(
+                "delayed_xor_floss",
+                dir.path(),
+                &[&m, &kk, "data.train_sequences=256"],
+            )?;
+            let (worst, cliff, drop) = floss_block(&exp, k)?;
+            if worst >= tolerance || cliff <= 0.1 || drop < 10.0 {
+                failures.push(format!("{model} k {k}: max |lambda_i<=k| {worst:.4} (< {tolerance}), cliff {cliff:.3} (> 0.1), loss drop {drop:.1}x (>= 10)"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    Ok(())
+}
+
+#[test]
+fn a_flossing_run_logs_its_dynamics_every_epoch_and_resumes_exactly() -> autoresearch::Result<()> {
+    let dir = tempdir();
+    let overrides = [
+        "epochs=2",
+        "data.delay=3",
+        "data.train_sequences=64",
+        "data.val_sequences=32",
+        "data.test_sequences=32",
+        "dynamics.spectrum.exponents=4",
+        "dynamics.flossing.spectrum.exponents=8",
+        "dynamics.flossing.steps_before_training=3",
+        "dynamics.flossing.periodic={every_training_steps: 2, steps_per_episode: 2, episodes: 3}",
+    ];
+    let whole = compose("delayed_xor_floss", &dir.path().join("a"), &overrides)?;
+    let a = whole.train_with(&TrainOptions::default().with_quiet(true))?;
+    let split = compose("delayed_xor_floss", &dir.path().join("b"), &overrides)?;
+    let opts = TrainOptions::default().with_quiet(true);
+    split.train_with(&opts.clone().with_stop_after_epochs(1))?;
+    let b = split.train_with(&opts)?;
+    assert!(b.resumed);
+    let (ha, hb) = (history(a.dir.path()), history(b.dir.path()));
+    for col in [
+        "lambda_1",
+        "lambda_4",
+        "grad_norm_h0",
+        "dl_dj_sv1",
+        "floss_steps",
+        "floss_loss",
+    ] {
+        assert!(ha[0].contains(&col.to_string()), "no {col} in {:?}", ha[0]);
+    }
+    // 3 before training, then 2 after training steps 2, 4 and 6 (8 steps in 2 epochs)
+    let at = |row: &[String], col: &str| -> f64 {
+        let i = ha[0].iter().position(|c| c == col).unwrap_or(0);
+        row[i].parse().unwrap_or(f64::NAN)
+    };
+    assert_eq!(at(&ha[2], "floss_steps"), 9.0);
+    assert!(at(&ha[2], "grad_norm_h0") > 0.0);
+    assert_eq!(ha, hb, "resuming changed the history");
+    assert_eq!(
+        a.metrics.test_acc, b.metrics.test_acc,
+        "resuming changed the result"
+    );
+    let spectra = dynamics::read_spectrum(a.dir.path())?;
+    assert_eq!(spectra.height(), 3 * 4, "epochs 0, 1, 2 times 4 exponents");
+    Ok(())
+}
+
+#[test]
+#[ignore]
+fn print_floss_spectra() -> autoresearch::Result<()> {
+    let dir = tempdir();
+    for model in ["rate_rnn", "binary_rnn"] {
+        for k in [32] {
+            let model = format!("model={model}");
+            let kk = format!("dynamics.flossing.spectrum.exponents={k}");
+            let exp = compose(
+                "delayed_xor_floss",
+                dir.path(),
+                &[&model, &kk, "data.train_sequences=256"],
+            )?;
+            let t = std::time::Instant::now();
+            let r = dynamics::floss_from_init(exp.config(), 500, &measure(48))?;
+            println!(
+                "{model} k {k} ({:.1}s)\nbefore {:?}\nafter {:?}\nloss {:?}",
+                t.elapsed().as_secs_f64(),
+                r.before
+                    .mean
+                    .iter()
+                    .map(|v| (v * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>(),
+                r.after
+                    .mean
+                    .iter()
+                    .map(|v| (v * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>(),
+                r.losses.iter().step_by(50).collect::<Vec<_>>()
+            );
+        }
+    }
+    Ok(())
+}
