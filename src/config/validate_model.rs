@@ -98,11 +98,22 @@ pub fn dry_build(
         vars: &vars,
     };
     let net = crate::nn::build(&cfg.model, &ctx, None).map_err(as_model_error)?;
-    one_sample(&*net, input).map_err(as_model_error)
+    let steps = one_sample(&*net, input).map_err(as_model_error)?;
+    if let Some(d) = &cfg.dynamics {
+        if cfg.device != super::DeviceConfig::Cpu {
+            return Err(crate::Error::invalid(
+                "dynamics",
+                "spectra and flossing run in f64 on the CPU; use device: cpu",
+            ));
+        }
+        crate::dynamics::validate(d, &*net, steps, &vars.named_vars()?)?;
+    }
+    Ok(())
 }
 
-/// Encodes and runs one zero-valued sample of `input`'s shape.
-fn one_sample(net: &dyn Network, input: InputShape) -> Result<()> {
+/// Encodes and runs one zero-valued sample of `input`'s shape; returns the encoded input's
+/// steps (its first dimension).
+fn one_sample(net: &dyn Network, input: InputShape) -> Result<usize> {
     let x = match input {
         InputShape::Image([c, h, w]) => Tensor::zeros((1, c, h, w), DType::F32, &Device::Cpu)?,
         InputShape::Sequence { channels, steps } => {
@@ -111,7 +122,7 @@ fn one_sample(net: &dyn Network, input: InputShape) -> Result<()> {
     };
     let encoded = net.encode(&x, 0)?;
     net.forward(&encoded)?;
-    Ok(())
+    Ok(encoded.dim(0)?)
 }
 
 /// A build or forward failure as a config error: on the key a network's check names at the

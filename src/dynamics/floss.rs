@@ -46,12 +46,51 @@ pub struct Flosser {
     pub counters: FlossCounters,
 }
 
+/// Errors naming the key of a schedule or parameter list that cannot mean what it says.
+fn check_schedule(cfg: &FlossingConfig) -> Result<()> {
+    let bad = |key: &str, msg: &str| Err(Error::invalid(format!("dynamics.flossing.{key}"), msg));
+    if cfg
+        .periodic
+        .as_ref()
+        .is_some_and(|p| p.every_training_steps == 0)
+    {
+        return bad("periodic.every_training_steps", "0; use at least 1");
+    }
+    if cfg
+        .adaptive
+        .as_ref()
+        .is_some_and(|a| a.check_every_training_steps == 0)
+    {
+        return bad("adaptive.check_every_training_steps", "0; use at least 1");
+    }
+    if cfg.spectrum.sequences != 1 {
+        return bad(
+            "spectrum.sequences",
+            "each flossing step uses one training sequence; leave it at 1",
+        );
+    }
+    if let Some(names) = &cfg.parameters {
+        if names.is_empty() {
+            return bad(
+                "parameters",
+                "an empty list flosses nothing; list parameter names or leave the key out for all",
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return bad("parameters", &format!("`{dup}` is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 /// The prefix of the flossing optimizer's tensors in a checkpoint.
 pub const CHECKPOINT_PREFIX: &str = "flossing.";
 
 impl Flosser {
     /// The flosser of `cfg` over `params` (those named in `cfg.parameters`, or all).
     pub fn new(cfg: &FlossingConfig, params: &[(String, Var)]) -> Result<Self> {
+        check_schedule(cfg)?;
         let chosen: Vec<(String, Var)> = match &cfg.parameters {
             None => params.to_vec(),
             Some(names) => names
@@ -128,12 +167,19 @@ impl Flosser {
     pub fn step(&mut self, net: &dyn Network, input: &Tensor) -> Result<FlossStep> {
         let e = self.exponents_of(net, input, true)?;
         let loss = flossing_loss(&e, self.cfg.target)?;
+        let value = loss.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(Error::Analysis(format!(
+                "flossing step {}: the loss is {value} (a tangent direction collapsed, R_ii = 0: a surrogate that is zero away from the threshold, a zero reset or a saturated tanh); the parameters were not updated",
+                self.counters.steps + 1
+            )));
+        }
         let grads = loss.backward()?;
         self.optimizer.step(&grads)?;
         net.after_update(&self.params)?;
         self.counters.steps += 1;
         Ok(FlossStep {
-            loss: loss.to_scalar::<f64>()?,
+            loss: value,
             exponents: e.values.to_vec1::<f64>()?,
         })
     }
@@ -153,7 +199,7 @@ impl Flosser {
             due += self.cfg.steps_before_training;
         }
         if let Some(p) = &self.cfg.periodic {
-            let every = p.every_training_steps.max(1) as u64;
+            let every = p.every_training_steps as u64;
             if steps_done > 0
                 && steps_done.is_multiple_of(every)
                 && self.counters.periodic_episodes < p.episodes
@@ -163,7 +209,7 @@ impl Flosser {
             }
         }
         if let Some(a) = &self.cfg.adaptive {
-            let every = a.check_every_training_steps.max(1) as u64;
+            let every = a.check_every_training_steps as u64;
             let (threshold, steps) = (a.threshold, a.steps_per_episode);
             if steps_done > 0
                 && steps_done.is_multiple_of(every)

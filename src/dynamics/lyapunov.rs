@@ -24,6 +24,9 @@ pub struct Exponents {
 
 /// The random orthonormal frame `Q_0` `[n, k]` of `seed` (thin Q of a Gaussian matrix), f64.
 pub fn initial_frame(n: usize, k: usize, seed: u64, device: &Device) -> Result<Tensor> {
+    if k == 0 || k > n {
+        candle_core::bail!("{k} exponents of a {n}-dimensional state: use 1..={n}");
+    }
     use rand_distr::{Distribution, StandardNormal};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let values: Vec<f64> = (0..n * k)
@@ -97,6 +100,9 @@ pub fn exponents(
         cfg.reorthonormalise_every,
     );
     let transient = cfg.transient();
+    if let Err(e) = check(cfg, n, drive.dim(0)?, "spectrum") {
+        candle_core::bail!("{e}");
+    }
     let keep = |t: Tensor| if track { t } else { t.detach() };
     let diagonal = Tensor::arange_step(0u32, (k * k) as u32, (k + 1) as u32, h0.device())?;
     let mut q = initial_frame(n, k, cfg.frame_seed, h0.device())?.to_dtype(h0.dtype())?;

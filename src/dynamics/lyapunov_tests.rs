@@ -174,36 +174,42 @@ fn with_every_exponent_the_sum_is_log_det_j_plus_the_mean_log_derivative() -> cr
     Ok(())
 }
 
-#[test]
-fn reorthonormalising_every_m_steps_equals_every_step() -> crate::Result<()> {
-    let (net, _vars) = rate_net(20, 1.5, 3)?;
+/// Asserts that `changed` gives the spectrum of `base` to `tolerance` on the N-unit network of
+/// `seed` driven by `steps` bits.
+fn agree(
+    n: usize,
+    seed: u64,
+    steps: usize,
+    base: SpectrumConfig,
+    changed: SpectrumConfig,
+    tolerance: f64,
+) -> crate::Result<()> {
+    let (net, _vars) = rate_net(n, 1.5, seed)?;
     let sys = system(&net)?;
-    let drive = sys.drive(&bits(100, 1)?)?;
-    let every = spectrum_of(&*sys, &settings(5, 100, 10), &drive)?;
-    let cfg = SpectrumConfig {
-        reorthonormalise_every: 5,
-        ..settings(5, 100, 10)
-    };
-    for (a, b) in every.iter().zip(spectrum_of(&*sys, &cfg, &drive)?) {
-        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    let drive = sys.drive(&bits(steps, seed)?)?;
+    let one = spectrum_of(&*sys, &base, &drive)?;
+    for (a, b) in one.iter().zip(spectrum_of(&*sys, &changed, &drive)?) {
+        assert!((a - b).abs() < tolerance, "{a} vs {b}");
     }
     Ok(())
 }
 
 #[test]
+fn reorthonormalising_every_m_steps_equals_every_step() -> crate::Result<()> {
+    let every = SpectrumConfig {
+        reorthonormalise_every: 5,
+        ..settings(5, 100, 10)
+    };
+    agree(20, 3, 100, settings(5, 100, 10), every, 1e-9)
+}
+
+#[test]
 fn two_initial_frames_agree_after_the_transient() -> crate::Result<()> {
-    let (net, _vars) = rate_net(80, 1.5, 4)?;
-    let sys = system(&net)?;
-    let drive = sys.drive(&bits(1000, 2)?)?;
-    let one = spectrum_of(&*sys, &settings(5, 1000, 100), &drive)?;
-    let cfg = SpectrumConfig {
+    let other = SpectrumConfig {
         frame_seed: 2,
         ..settings(5, 1000, 100)
     };
-    for (a, b) in one.iter().zip(spectrum_of(&*sys, &cfg, &drive)?) {
-        assert!((a - b).abs() < 0.02, "{a} vs {b}");
-    }
-    Ok(())
+    agree(80, 4, 1000, settings(5, 1000, 100), other, 0.02)
 }
 
 /// `λ_1` of the random tanh network (N = 400) of `seed` at gain `g`, autonomous or driven.
@@ -258,6 +264,71 @@ fn the_network_view_reproduces_the_forward_pass() -> crate::Result<()> {
             (f64::from(*a) - b).abs() < 1e-4 * (1.0 + b.abs()),
             "{a} vs {b}"
         );
+    }
+    Ok(())
+}
+
+/// The rate nets' tangent `diag(φ'(x_t))·J` is similar to the autograd Jacobian of their step,
+/// `J·diag(φ'(x_t))` at `x_t`: `tangent · diag(φ'(x_t)) = diag(φ'(x_t)) · autograd`, for tanh and
+/// for the binary net through its surrogate.
+#[test]
+fn the_rate_tangent_is_similar_to_the_autograd_jacobian_of_the_step() -> crate::Result<()> {
+    for activation in [
+        "{kind: tanh}",
+        "{kind: binary, surrogate: {kind: fast_sigmoid, slope: 1.0}}",
+    ] {
+        let cfg: RateRnnConfig = crate::config::from_yaml_str(&format!(
+            "{{hidden: 6, gain: 1.5, activation: {activation}}}"
+        ))?;
+        let vars = SeededVarMap::new(2);
+        let ctx = crate::nn::BuildCtx {
+            input: InputShape::Sequence {
+                channels: 1,
+                steps: 10,
+            },
+            outputs: 1,
+            task: std::sync::Arc::new(StepLabelling { scored_from: 0 }),
+            ops: Ops::Plain,
+            device: Device::Cpu,
+            vars: &vars,
+        };
+        let net = RateRnn::new(&cfg, &ctx)?;
+        let sys = system(&net)?;
+        let drive = sys.drive(&bits(5, 1)?)?;
+        let states = trajectory(&*sys, &sys.initial_state()?, &drive)?;
+        let (prev, x) = (states.get(2)?, states.get(3)?);
+        let eye = Tensor::eye(6, DType::F64, &Device::Cpu)?;
+        let tangent: Vec<Vec<f64>> = sys.tangent(&prev, &x, &drive.get(3)?, &eye)?.to_vec2()?;
+        let leaf = candle_core::Var::from_tensor(&x)?;
+        let next = sys.step(leaf.as_tensor(), &drive.get(4)?)?;
+        let mut autograd = Vec::new();
+        for i in 0..6 {
+            let g = next.narrow(1, i, 1)?.sum_all()?.backward()?;
+            let row: Vec<f64> = g
+                .get(leaf.as_tensor())
+                .map(|t| t.flatten_all()?.to_vec1())
+                .transpose()?
+                .unwrap_or_default();
+            autograd.push(row);
+        }
+        let d: Vec<f64> = x
+            .flatten_all()?
+            .to_vec1::<f64>()?
+            .iter()
+            .map(|&v| match activation.contains("binary") {
+                true => 1.0 / (v.abs() + 1.0).powi(2),
+                false => 1.0 - v.tanh().powi(2),
+            })
+            .collect();
+        for i in 0..6 {
+            for j in 0..6 {
+                let (left, right) = (tangent[i][j] * d[j], d[i] * autograd[i][j]);
+                assert!(
+                    (left - right).abs() < 1e-12 * (1.0 + right.abs()),
+                    "{activation} [{i},{j}]: {left} vs {right}"
+                );
+            }
+        }
     }
     Ok(())
 }

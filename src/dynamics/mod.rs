@@ -43,3 +43,30 @@ pub fn system_of<'a>(
         ))
     })
 }
+
+/// Checks a run's `dynamics` settings against its network before anything trains: a dynamics
+/// view exists, every spectrum fits the state size and the `steps` the encoded input has, and
+/// the flossing schedule and parameter names are valid (`params`: the network's, by name).
+pub fn validate(
+    cfg: &crate::config::DynamicsConfig,
+    net: &dyn Network,
+    steps: usize,
+    params: &[(String, candle_core::Var)],
+) -> Result<()> {
+    let system = system_of(net, &DynamicsOptions::f64())?;
+    let n = system.state_size();
+    if let Some(s) = &cfg.spectrum {
+        lyapunov::check(s, n, steps, "dynamics.spectrum")?;
+        if cfg.gradient_batch == 0 {
+            return Err(Error::invalid(
+                "dynamics.gradient_batch",
+                "0; use at least 1",
+            ));
+        }
+    }
+    if let Some(f) = &cfg.flossing {
+        lyapunov::check(&f.spectrum, n, steps, "dynamics.flossing.spectrum")?;
+        Flosser::new(f, params)?;
+    }
+    Ok(())
+}

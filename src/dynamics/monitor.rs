@@ -44,6 +44,12 @@ pub fn spectrum(
     };
     let system = super::system_of(net, &opts)?;
     let count = cfg.sequences.min(split.len());
+    if count == 0 {
+        return Err(crate::Error::invalid(
+            key,
+            "the validation split is empty: no sequence to measure on",
+        ));
+    }
     let mut runs = Vec::with_capacity(count);
     let mut averaged = 0;
     for i in 0..count {
@@ -98,6 +104,12 @@ pub fn gradients(
 ) -> Result<Gradients> {
     let system = super::system_of(net, &DynamicsOptions::f64())?;
     let idx: Vec<usize> = (0..batch.min(split.len())).collect();
+    if idx.is_empty() {
+        return Err(crate::Error::invalid(
+            "dynamics.gradient_batch",
+            "no validation sequence to measure gradients on; use at least 1 with a non-empty split",
+        ));
+    }
     let b = split.batch(&idx, device)?;
     let input = net.encode(&b.input, seed)?;
     let h0 = Var::from_tensor(&system.initial_state()?.detach())?;
@@ -146,7 +158,7 @@ pub fn columns(spectrum: &SpectrumEstimate, grads: &Gradients) -> Vec<NamedValue
     let mut out = vec![
         NamedValue::new("lambda_1", spectrum.mean[0]),
         NamedValue::new("lambda_1_std", spectrum.std[0]),
-        NamedValue::new(format!("lambda_{k}"), spectrum.mean[k - 1]),
+        NamedValue::new("lambda_k", spectrum.mean[k - 1]),
         NamedValue::new("lambda_mean", spectrum.mean.iter().sum::<f64>() / k as f64),
         NamedValue::new("grad_norm_h0", grads.initial_state_norm),
     ];

@@ -47,8 +47,10 @@ pub trait Dynamics {
     /// `state`: `[B, N]`, `drive`: `[B, D]` -> `[B, N]`.
     fn step(&self, state: &Tensor, drive: &Tensor) -> Result<Tensor>;
 
-    /// The exact one-step Jacobian `∂h_t/∂h_{t-1}` (spike non-linearities through their
-    /// surrogate derivative) applied to tangent vectors, along a single trajectory.
+    /// The exact one-step Jacobian (spike non-linearities through their surrogate derivative)
+    /// applied to tangent vectors, along a single trajectory: `∂h_t/∂h_{t-1}` of the state,
+    /// or of an equivalent set of coordinates with the same exponents (the rate nets use
+    /// upstream's `D_t = diag(φ'(x_t))·J` of `φ(x)`, similar to the state's `J·diag(φ'(x_{t-1}))`).
     ///
     /// # Shapes
     /// `prev` = `h_{t-1}`, `next` = `h_t`: `[1, N]`; `drive`: `[1, D]`; `tangents`: `[N, K]`

@@ -8,7 +8,7 @@ use super::monitor::{self, SpectrumEstimate};
 use crate::config::DynamicsConfig;
 use crate::data::encode::batch_seed;
 use crate::data::{Split, Task};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metric::NamedValue;
 use crate::nn::Network;
 
@@ -93,9 +93,13 @@ impl TrainingDynamics {
         let Some(flosser) = &self.flosser else {
             return Ok(losses);
         };
-        let probe = self.floss_input(net, train, flosser.counters.steps, device)?;
+        let probe = match flosser.config().adaptive {
+            Some(_) => Some(self.floss_input(net, train, flosser.counters.steps, device)?),
+            None => None,
+        };
+        let probe = || probe.ok_or_else(|| Error::invalid("dynamics.flossing.adaptive", "absent"));
         let due = match self.flosser.as_mut() {
-            Some(f) => f.due(steps_done, net, || Ok(probe))?,
+            Some(f) => f.due(steps_done, net, probe)?,
             None => 0,
         };
         for _ in 0..due {

@@ -143,36 +143,33 @@ fn phi_prime(x: &Tensor, activation: RateActivation) -> Result<Tensor> {
 /// [`RateRnn`] as a dynamical system on the pre-activation `x`; tangents follow upstream's
 /// `D_t = diag(φ'(x_t))·J`, the Jacobian of `h_t = φ(x_t)` (the same exponents as `x`'s).
 struct RateDynamics<'a> {
+    /// The network whose parameters receive the gradients.
     net: &'a RateRnn,
-    j: Tensor,
-    w_s: Tensor,
-    b: Tensor,
-    w_r: Tensor,
-    o: Tensor,
-    x0: Tensor,
+    /// The same network with every parameter cast to the dynamics' dtype.
+    cast: RateRnn,
 }
 
 impl Dynamics for RateDynamics<'_> {
     fn state_size(&self) -> usize {
-        self.x0.elem_count()
+        self.cast.x0.elem_count()
     }
 
     fn initial_state(&self) -> Result<Tensor> {
-        self.x0.unsqueeze(0)
+        self.cast.x0.unsqueeze(0)
     }
 
     fn drive(&self, input: &Tensor) -> Result<Tensor> {
         let (t_len, batch, ch) = input.dims3()?;
         input
-            .to_dtype(self.j.dtype())?
+            .to_dtype(self.cast.j.dtype())?
             .reshape((t_len * batch, ch))?
-            .matmul(&(self.w_s.t()? / self.net.channels as f64)?)?
-            .broadcast_add(&self.b)?
+            .matmul(&(self.cast.w_s.t()? / self.cast.channels as f64)?)?
+            .broadcast_add(&self.cast.b)?
             .reshape((t_len, batch, ()))
     }
 
     fn step(&self, state: &Tensor, drive: &Tensor) -> Result<Tensor> {
-        phi(state, self.net.activation)?.matmul(&self.j.t()?)? + drive
+        phi(state, self.cast.activation)?.matmul(&self.cast.j.t()?)? + drive
     }
 
     fn tangent(
@@ -182,16 +179,16 @@ impl Dynamics for RateDynamics<'_> {
         _drive: &Tensor,
         q: &Tensor,
     ) -> Result<Tensor> {
-        let d = phi_prime(next, self.net.activation)?.t()?;
-        self.j.matmul(q)?.broadcast_mul(&d)
+        let d = phi_prime(next, self.cast.activation)?.t()?;
+        self.cast.j.matmul(q)?.broadcast_mul(&d)
     }
 
     fn readout(&self, states: &Tensor) -> Result<Tensor> {
         let (t_len, batch, n) = states.dims3()?;
         states
             .reshape((t_len * batch, n))?
-            .matmul(&self.w_r.t()?)?
-            .broadcast_add(&self.o)?
+            .matmul(&self.cast.w_r.t()?)?
+            .broadcast_add(&self.cast.o)?
             .reshape((t_len, batch, ()))
     }
 
@@ -206,12 +203,15 @@ impl Network for RateRnn {
         let built = (|| -> Result<RateDynamics<'_>> {
             Ok(RateDynamics {
                 net: self,
-                j: cast(&self.j)?,
-                w_s: cast(&self.w_s)?,
-                b: cast(&self.b)?,
-                w_r: cast(&self.w_r)?,
-                o: cast(&self.o)?,
-                x0: cast(&self.x0)?,
+                cast: RateRnn {
+                    j: cast(&self.j)?,
+                    w_s: cast(&self.w_s)?,
+                    b: cast(&self.b)?,
+                    w_r: cast(&self.w_r)?,
+                    o: cast(&self.o)?,
+                    x0: cast(&self.x0)?,
+                    ..self.clone()
+                },
             })
         })();
         Some(

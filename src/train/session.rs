@@ -71,16 +71,18 @@ impl Session<'_> {
             let record = self.epoch(&run, &mut optimizer, &mut dynamics, &mut state, &progress)?;
             let epoch = record.epoch;
             let value = record.value(&objective.metric).unwrap_or(f64::NAN);
-            let mut extra = run.net.extra_state();
+            let net_extra = run.net.extra_state();
+            if objective.mode.improves(value, state.best, 0.0) {
+                state.best = Some(value);
+                state.best_epoch = Some(epoch);
+                let best = self.dir.best_checkpoint();
+                checkpoint::save_weights(&best, &run.params, &net_extra, epoch)?;
+            }
+            let mut extra = net_extra;
             if let Some(d) = &dynamics {
                 let (counters, tensors) = d.checkpoint();
                 state.flossing = counters;
                 extra.extend(tensors);
-            }
-            if objective.mode.improves(value, state.best, 0.0) {
-                state.best = Some(value);
-                state.best_epoch = Some(epoch);
-                checkpoint::save_weights(&self.dir.best_checkpoint(), &run.params, &extra, epoch)?;
             }
             if let (Some(es), Some(w)) = (&cfg.early_stopping, &watch) {
                 let v = super::early_stop::watched_value(&w.column, &record);
