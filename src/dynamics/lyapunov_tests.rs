@@ -112,7 +112,12 @@ fn a_normal_map_gives_its_sorted_log_moduli() -> Result<()> {
 
 /// A random tanh network of `n` units, gain `g`, seed `seed`, one input channel.
 pub(crate) fn rate_net(n: usize, g: f64, seed: u64) -> crate::Result<(RateRnn, SeededVarMap)> {
-    let cfg: RateRnnConfig = crate::config::from_yaml_str(&format!("{{hidden: {n}, gain: {g}}}"))?;
+    rate_net_from(&format!("{{hidden: {n}, gain: {g}}}"), seed)
+}
+
+/// The rate network of the YAML model config `yaml` (one input channel) drawn from `seed`.
+fn rate_net_from(yaml: &str, seed: u64) -> crate::Result<(RateRnn, SeededVarMap)> {
+    let cfg: RateRnnConfig = crate::config::from_yaml_str(yaml)?;
     let vars = SeededVarMap::new(seed);
     let ctx = crate::nn::BuildCtx {
         input: InputShape::Sequence {
@@ -277,22 +282,8 @@ fn the_rate_tangent_is_similar_to_the_autograd_jacobian_of_the_step() -> crate::
         "{kind: tanh}",
         "{kind: binary, surrogate: {kind: fast_sigmoid, slope: 1.0}}",
     ] {
-        let cfg: RateRnnConfig = crate::config::from_yaml_str(&format!(
-            "{{hidden: 6, gain: 1.5, activation: {activation}}}"
-        ))?;
-        let vars = SeededVarMap::new(2);
-        let ctx = crate::nn::BuildCtx {
-            input: InputShape::Sequence {
-                channels: 1,
-                steps: 10,
-            },
-            outputs: 1,
-            task: std::sync::Arc::new(StepLabelling { scored_from: 0 }),
-            ops: Ops::Plain,
-            device: Device::Cpu,
-            vars: &vars,
-        };
-        let net = RateRnn::new(&cfg, &ctx)?;
+        let yaml = format!("{{hidden: 6, gain: 1.5, activation: {activation}}}");
+        let (net, _vars) = rate_net_from(&yaml, 2)?;
         let sys = system(&net)?;
         let drive = sys.drive(&bits(5, 1)?)?;
         let states = trajectory(&*sys, &sys.initial_state()?, &drive)?;
