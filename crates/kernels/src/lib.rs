@@ -16,6 +16,7 @@ pub mod conv_pool;
 pub mod csr;
 pub mod encode;
 pub mod gemm;
+pub mod grid;
 pub mod lif;
 pub mod linear;
 pub mod optim;
