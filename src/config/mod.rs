@@ -4,6 +4,7 @@ mod compose;
 mod connectome;
 mod data;
 mod dynamics;
+mod grid;
 mod model;
 mod overrides;
 mod schema;
@@ -19,6 +20,7 @@ pub use compose::{
 pub use connectome::*;
 pub use data::*;
 pub use dynamics::*;
+pub use grid::*;
 pub use model::*;
 pub use overrides::Override;
 pub use schema::*;

@@ -36,6 +36,8 @@ pub enum ModelConfig {
     /// A connectome (or a matched control) as a frozen recurrent core between trained
     /// adapters (pathintegrationBPU).
     Bpu(Box<super::BpuConfig>),
+    /// A lattice of analog filter cells trained by its own local rule (grid-neurons).
+    Grid(super::GridConfig),
     /// A network defined outside this crate, built by the function given to
     /// `train::train_with` (e.g. from a notebook cell).
     Custom(CustomModelConfig),
@@ -68,6 +70,7 @@ impl ModelConfig {
             ModelConfig::SequenceRnn(_) => "sequence_rnn",
             ModelConfig::MeanPredictor(_) => "mean_predictor",
             ModelConfig::Bpu(_) => "bpu",
+            ModelConfig::Grid(_) => "grid",
             ModelConfig::Custom(_) => "custom",
         }
     }
@@ -93,6 +96,7 @@ impl ModelConfig {
             | ModelConfig::SequenceRnn(_)
             | ModelConfig::MeanPredictor(_)
             | ModelConfig::Bpu(_)
+            | ModelConfig::Grid(_)
             | ModelConfig::Custom(_) => None,
             ModelConfig::SnnFfnn(c) => Some(&c.encoder),
             ModelConfig::SnnCnn(c) => Some(&c.encoder),

@@ -41,6 +41,13 @@ pub struct ExperimentConfig {
     /// `ClipNorm`); applied before `clip_grad_norm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm_per_parameter: Option<f64>,
+    /// Learning-rate multipliers by parameter name (parameter groups): a key matches the
+    /// parameter of that name or ending in `.<key>`; e.g. `{bias: 0.05, log_tau: 4}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lr_scale: std::collections::BTreeMap<String, f64>,
+    /// What each epoch's validation metrics are computed on.
+    #[serde(default, skip_serializing_if = "Validation::is_split")]
+    pub validation: Validation,
     /// Stop when a monitored metric stops improving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStoppingConfig>,
@@ -69,6 +76,29 @@ pub struct ExperimentConfig {
     /// Lyapunov spectra logged while training and gradient flossing; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamics: Option<super::dynamics::DynamicsConfig>,
+}
+
+/// What each epoch's validation metrics are computed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Validation {
+    /// The validation split carved from the training data (the default, and the honest one).
+    #[default]
+    Split,
+    /// A fresh random `size` of the (first) test split each epoch, drawn from (seed, epoch):
+    /// grid-neurons' protocol, kept so its numbers can be compared. The test set then also
+    /// picks the best checkpoint, so the final test score is not independent.
+    TestSample {
+        /// Test samples per epoch (upstream: 2,000).
+        size: usize,
+    },
+}
+
+impl Validation {
+    /// Whether this is the default validation split.
+    pub fn is_split(&self) -> bool {
+        *self == Validation::Split
+    }
 }
 
 fn default_variant() -> String {

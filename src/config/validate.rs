@@ -37,6 +37,22 @@ fn run_keys(cfg: &ExperimentConfig) -> Result<()> {
     if let Some(c) = cfg.clip_grad_norm_per_parameter {
         positive("clip_grad_norm_per_parameter", c)?;
     }
+    for (name, scale) in &cfg.lr_scale {
+        positive(&format!("lr_scale.{name}"), *scale)?;
+    }
+    match cfg.validation {
+        super::Validation::TestSample { size } => at_least_one("validation.size", size)?,
+        super::Validation::Split => {
+            if let DataConfig::Mnist(c) | DataConfig::FashionMnist(c) = &cfg.data {
+                if c.val_fraction == 0.0 {
+                    return Err(Error::invalid(
+                        "data.val_fraction",
+                        "0 leaves no validation split, and the best checkpoint is chosen on validation data; use a share in (0, 1), or `validation: {kind: test_sample, size: N}` (grid-neurons' protocol)",
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -143,7 +159,7 @@ fn scheduler(s: &SchedulerConfig) -> Result<()> {
 fn data(d: &DataConfig) -> Result<()> {
     match d {
         DataConfig::Mnist(c) | DataConfig::FashionMnist(c) => {
-            if !(c.val_fraction > 0.0 && c.val_fraction < 1.0) {
+            if !(c.val_fraction >= 0.0 && c.val_fraction < 1.0) {
                 return Err(Error::invalid(
                     "data.val_fraction",
                     format!(

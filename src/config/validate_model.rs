@@ -71,6 +71,7 @@ pub fn values(model: &ModelConfig) -> Result<()> {
                 _ => Ok(()),
             }
         }
+        ModelConfig::Grid(c) => grid(c),
         ModelConfig::MeanPredictor(_) | ModelConfig::Custom(_) => Ok(()),
     }
 }
@@ -147,6 +148,53 @@ fn as_model_error(e: Error) -> Error {
             }
         }
     }
+}
+
+/// The grid's values: sizes, time constants, gain, density and perturbations in range.
+fn grid(c: &super::GridConfig) -> Result<()> {
+    at_least_one("model.cols", c.cols)?;
+    if let Some(rows) = c.rows {
+        at_least_one("model.rows", rows)?;
+    }
+    let [lo, hi] = c.tau_ms;
+    if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
+        return Err(Error::invalid(
+            "model.tau_ms",
+            format!("[{lo}, {hi}]; use [min, max] with 0 < min <= max (ms)"),
+        ));
+    }
+    positive("model.dt_ms", c.dt_ms)?;
+    positive("model.input_gain", c.input_gain)?;
+    if !(c.routing_density > 0.0 && c.routing_density <= 1.0) {
+        return Err(Error::invalid(
+            "model.routing_density",
+            format!("{}; use a share in (0, 1]", c.routing_density),
+        ));
+    }
+    let p = &c.perturbation;
+    if !(0.0..1.0).contains(&p.leak) {
+        return Err(Error::invalid(
+            "model.perturbation.leak",
+            format!("{}; use a value in [0, 1)", p.leak),
+        ));
+    }
+    non_negative("model.perturbation.gain_positive", p.gain_positive)?;
+    non_negative("model.perturbation.gain_negative", p.gain_negative)?;
+    non_negative("model.perturbation.trace_noise", p.trace_noise)?;
+    non_negative("model.perturbation.message_noise", p.message_noise)?;
+    if !p.subtraction.is_finite() {
+        return Err(Error::invalid(
+            "model.perturbation.subtraction",
+            "use a finite number",
+        ));
+    }
+    if c.grad == super::GridGradient::Bptt && !p.is_none() {
+        return Err(Error::invalid(
+            "model.perturbation",
+            "the perturbations act on SnAP-1's learning path; with `grad: bptt` leave them out",
+        ));
+    }
+    Ok(())
 }
 
 fn widths(key: &str, list: &[usize]) -> Result<()> {

@@ -154,11 +154,11 @@ pub fn load_splits(dataset: DatasetName, cfg: &ImageDataConfig, seed: u64) -> Re
 
 /// Like [`load_splits`], from files already located.
 pub fn load_splits_from(files: &DatasetFiles, cfg: &ImageDataConfig, seed: u64) -> Result<Splits> {
-    if !(cfg.val_fraction > 0.0 && cfg.val_fraction < 1.0) {
+    if !(cfg.val_fraction >= 0.0 && cfg.val_fraction < 1.0) {
         return Err(Error::invalid(
             "data.val_fraction",
             format!(
-                "{} is outside (0, 1); the best checkpoint is chosen on validation data",
+                "{} is outside [0, 1); the best checkpoint is chosen on validation data",
                 cfg.val_fraction
             ),
         ));
@@ -176,7 +176,7 @@ pub fn load_splits_from(files: &DatasetFiles, cfg: &ImageDataConfig, seed: u64) 
         cfg.normalize,
     )?;
     let val_len = (pool.len() as f64 * cfg.val_fraction).round() as usize;
-    if val_len == 0 || val_len >= pool.len() {
+    if (cfg.val_fraction > 0.0 && val_len == 0) || val_len >= pool.len() {
         return Err(Error::invalid(
             "data.val_fraction",
             format!(

@@ -15,6 +15,7 @@ mod ffnn;
 pub mod fused;
 #[cfg(test)]
 mod gradcheck;
+mod grid;
 mod hybrid;
 pub mod init;
 pub mod layers;
@@ -41,6 +42,7 @@ mod srnn_dynamics_tests;
 pub use bpu::{Bpu, Parts as BpuParts};
 pub use cnn::Cnn;
 pub use ffnn::Ffnn;
+pub use grid::Grid;
 pub use hybrid::Hybrid;
 pub use init::SeededVarMap;
 pub use mean_predictor::MeanPredictor;

@@ -182,6 +182,7 @@ pub fn build(
         ModelConfig::SequenceRnn(c) => Box::new(super::SequenceRnn::new(c, ctx)?),
         ModelConfig::MeanPredictor(_) => Box::new(super::MeanPredictor::new(ctx)?),
         ModelConfig::Bpu(c) => Box::new(super::Bpu::new(c, ctx)?),
+        ModelConfig::Grid(c) => Box::new(super::Grid::new(c, ctx)?),
         ModelConfig::Custom(c) => match custom {
             Some(builder) => builder(cfg, ctx)?,
             None => {

@@ -5,11 +5,13 @@ mod build;
 pub mod checkpoint;
 pub mod early_stop;
 mod evaluate;
+pub mod groups;
 mod inspect;
 pub mod optim;
 mod progress;
 pub mod schedule;
 mod session;
+pub mod validation;
 
 use candle_core::{DType, Device, Var};
 

@@ -42,6 +42,8 @@ pub struct Adam {
     step_t: u64,
     params: AdamParams,
     fused: bool,
+    /// Learning-rate multiplier of each variable (1 unless set).
+    scales: Vec<f64>,
 }
 
 impl Optimizer for Adam {
@@ -56,6 +58,7 @@ impl Optimizer for Adam {
         Ok(Adam {
             m: zeros(&vars)?,
             v: zeros(&vars)?,
+            scales: vec![1.0; vars.len()],
             vars,
             step_t: 0,
             params,
@@ -70,7 +73,7 @@ impl Optimizer for Adam {
         let bias1 = 1.0 - p.beta1.powi(t);
         let bias2 = 1.0 - p.beta2.powi(t);
         let decay = p.weight_decay != 0.0 && p.decoupled;
-        let constants = AdamStep {
+        let constants_at = |lr: f64| AdamStep {
             beta1: p.beta1 as f32,
             one_minus_beta1: (1.0 - p.beta1) as f32,
             beta2: p.beta2 as f32,
@@ -83,15 +86,17 @@ impl Optimizer for Adam {
             inv_bias1: (1.0 / bias1) as f32,
             inv_bias2: (1.0 / bias2) as f32,
             eps: p.eps as f32,
-            lr: p.lr as f32,
+            lr: lr as f32,
             decay: if decay {
-                (1.0 - p.lr * p.weight_decay) as f32
+                (1.0 - lr * p.weight_decay) as f32
             } else {
                 1.0
             },
         };
-        for ((var, m), v) in self.vars.iter().zip(&self.m).zip(&self.v) {
+        for (((var, m), v), scale) in self.vars.iter().zip(&self.m).zip(&self.v).zip(&self.scales) {
             let Some(g) = grads.get(var) else { continue };
+            let lr = p.lr * scale;
+            let constants = constants_at(lr);
             let theta = var.as_tensor();
             if self.fused && fusable(&[theta, g, m.as_tensor(), v.as_tensor()]) {
                 let g = g.contiguous()?;
@@ -110,11 +115,11 @@ impl Optimizer for Adam {
             let denom = ((&v_next / bias2)?.sqrt()? + p.eps)?;
             let update = ((&m_next / bias1)? / denom)?;
             let decayed = if decay {
-                (theta * (1.0 - p.lr * p.weight_decay))?
+                (theta * (1.0 - lr * p.weight_decay))?
             } else {
                 theta.clone()
             };
-            var.set(&(decayed - (update * p.lr)?)?)?;
+            var.set(&(decayed - (update * lr)?)?)?;
             m.set(&m_next)?;
             v.set(&v_next)?;
         }
@@ -153,6 +158,8 @@ pub struct Sgd {
     step_t: u64,
     params: SgdParams,
     fused: bool,
+    /// Learning-rate multiplier of each variable (1 unless set).
+    scales: Vec<f64>,
 }
 
 impl Optimizer for Sgd {
@@ -164,6 +171,7 @@ impl Optimizer for Sgd {
         }
         Ok(Sgd {
             buffers: vec![None; vars.len()],
+            scales: vec![1.0; vars.len()],
             vars,
             step_t: 0,
             params,
@@ -174,15 +182,22 @@ impl Optimizer for Sgd {
     fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         self.step_t += 1;
         let p = self.params;
-        let constants = SgdStep {
-            lr: p.lr as f32,
+        let constants_at = |lr: f64| SgdStep {
+            lr: lr as f32,
             momentum: p.momentum as f32,
             one_minus_dampening: (1.0 - p.dampening) as f32,
             l2: p.weight_decay as f32,
             nesterov: p.nesterov,
         };
-        for (var, buffer) in self.vars.iter().zip(self.buffers.iter_mut()) {
+        for ((var, buffer), scale) in self
+            .vars
+            .iter()
+            .zip(self.buffers.iter_mut())
+            .zip(&self.scales)
+        {
             let Some(g) = grads.get(var) else { continue };
+            let lr = p.lr * scale;
+            let constants = constants_at(lr);
             let theta = var.as_tensor();
             let buffer_ok = buffer.as_ref().is_none_or(|b| fusable(&[b.as_tensor()]));
             if self.fused && buffer_ok && fusable(&[theta, g]) {
@@ -220,7 +235,7 @@ impl Optimizer for Sgd {
                     next
                 };
             }
-            var.set(&(theta - (d * p.lr)?)?)?;
+            var.set(&(theta - (d * lr)?)?)?;
         }
         Ok(())
     }
@@ -315,6 +330,24 @@ impl AnyOptimizer {
             AnyOptimizer::Adam(o) => o.fused = fused,
             AnyOptimizer::Sgd(o) => o.fused = fused,
         }
+    }
+
+    /// Multiplies each variable's learning rate by its entry of `scales` (parameter groups,
+    /// in the order the optimizer was built with); an error if the lengths differ.
+    pub fn set_lr_scales(&mut self, scales: Vec<f64>) -> candle_core::Result<()> {
+        let slot = match self {
+            AnyOptimizer::Adam(o) => &mut o.scales,
+            AnyOptimizer::Sgd(o) => &mut o.scales,
+        };
+        if scales.len() != slot.len() {
+            candle_core::bail!(
+                "{} learning-rate scales for {} parameters",
+                scales.len(),
+                slot.len()
+            );
+        }
+        *slot = scales;
+        Ok(())
     }
 
     /// Sets the learning rate (the schedule calls this every step).

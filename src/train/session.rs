@@ -57,6 +57,7 @@ impl Session<'_> {
             run.params.iter().map(|(_, v)| v.clone()).collect(),
         )?;
         optimizer.set_fused(cfg.kernels == Kernels::Fused);
+        optimizer.set_lr_scales(super::groups::lr_scales(&cfg.lr_scale, &run.params)?)?;
         let mut dynamics =
             TrainingDynamics::new(cfg.dynamics.as_ref(), &*run.net, &run.params, cfg.seed)?;
         let resumed = self.dir.last_checkpoint().exists();
@@ -273,7 +274,7 @@ impl Session<'_> {
         }
         bar.finish();
         state.optimizer_step += steps_per_epoch as u64;
-        let val = self.eval(run, &*run.data.val, VAL_STREAM)?;
+        let val = self.validate(run, state.epoch)?;
         let mut measured = Vec::new();
         if let Some(d) = dynamics.as_mut() {
             let (columns, spectrum) =
@@ -308,6 +309,31 @@ impl Session<'_> {
                 .chain(measured)
                 .collect(),
         })
+    }
+
+    /// This epoch's validation: the validation split, or a fresh sample of the test split.
+    fn validate(&self, run: &BuiltRun, epoch: usize) -> Result<Evaluation> {
+        match self.cfg.validation {
+            crate::config::Validation::Split => self.eval(run, &*run.data.val, VAL_STREAM),
+            crate::config::Validation::TestSample { size } => {
+                let Some((_, test)) = run.data.tests.first() else {
+                    return Err(crate::Error::invalid(
+                        "validation",
+                        "test_sample needs a test split, and this dataset has none",
+                    ));
+                };
+                let subset = super::validation::Subset {
+                    inner: &**test,
+                    indices: super::validation::sample_indices(
+                        test.len(),
+                        size,
+                        self.cfg.seed,
+                        epoch,
+                    ),
+                };
+                self.eval(run, &subset, VAL_STREAM)
+            }
+        }
     }
 
     fn eval(

@@ -11,6 +11,7 @@ mod connectome;
 mod data;
 mod dynamics;
 mod grad;
+mod grid;
 mod hpo;
 mod local_executor;
 mod recurrent;
