@@ -26,7 +26,9 @@ pub use crate::nn::neuron::{
     leaky_step, surrogate_grad, Leaky, LeakyParams, LeakyState, NeuronDynamics, Scan,
 };
 pub use crate::nn::{BuildCtx, Network, NoProbe, Ops, Probe, SeededVarMap, Step, Traces};
-pub use crate::plot::{Figure, FinalMetric, LearningCurves, Lines, MembraneTrace, SpikeRaster};
+pub use crate::plot::{
+    CellMap, Figure, FinalMetric, LearningCurves, Lines, MembraneTrace, SpikeRaster,
+};
 pub use crate::report::{replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions};
 pub use crate::runs::{scan, RunScan};
 pub use crate::state::ProjectStore;

@@ -16,6 +16,7 @@ pub mod fused;
 #[cfg(test)]
 mod gradcheck;
 mod grid;
+pub mod grid_check;
 mod hybrid;
 pub mod init;
 pub mod layers;

@@ -1,9 +1,10 @@
 //! Figures with plotters, rendered to SVG and PNG with a bundled font (DejaVu Sans), so no
 //! system font library is needed: learning curves ([`LearningCurves`]), a final metric per group
 //! with error bars ([`FinalMetric`]), and spike rasters and membrane traces ([`SpikeRaster`],
-//! [`MembraneTrace`]), and plain x-y [`Lines`]. Each chart is a plain struct of the numbers it shows; [`Figure::render`]
+//! [`MembraneTrace`]), a value per lattice cell ([`CellMap`]), and plain x-y [`Lines`]. Each chart is a plain struct of the numbers it shows; [`Figure::render`]
 //! draws it once per backend.
 
+mod cell_map;
 mod curves;
 mod final_metric;
 pub mod labels;
@@ -26,6 +27,7 @@ use plotters::style::{FontStyle, RGBColor};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
+pub use cell_map::CellMap;
 pub use curves::{Curve, LearningCurves};
 pub use final_metric::{FinalMetric, MetricPoint};
 pub use labels::ShortLabels;

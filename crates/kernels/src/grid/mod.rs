@@ -339,6 +339,30 @@ pub fn forward<R: Real>(
     Ok(parts.concat())
 }
 
+/// Every cell's output `y` after each step for one sample: `[T, cells]` in raster order.
+///
+/// # Shapes
+/// `x` `[T, N]`.
+pub fn cell_outputs<R: Real>(
+    shape: &GridShape,
+    params: &GridParams<R>,
+    x: &[R],
+) -> Result<Vec<R>, String> {
+    let steps = check_input(shape, x, 1)?;
+    let k = Coeffs::new(shape, params, 0.0)?;
+    let mut lanes = lanes::Lanes::<R, 1>::new(shape.cells());
+    let mut out = Vec::with_capacity(steps * shape.cells());
+    for t in 0..steps {
+        let xt: Vec<[R; 1]> = x[t * shape.rows..(t + 1) * shape.rows]
+            .iter()
+            .map(|v| [*v])
+            .collect();
+        lanes.forward_step::<false>(&k, &xt);
+        out.extend(lanes.y.iter().map(|v| v[0]));
+    }
+    Ok(out)
+}
+
 /// The loss of a batch and its gradient by `opts.method`, summed over the batch.
 ///
 /// # Shapes

@@ -460,3 +460,14 @@ fn bad_shapes_and_labels_are_errors() {
     assert!(gradient(&SMALL, &p, &[0.0; 8], &[4], &GradientOptions::default()).is_err());
     assert!(forward(&MNIST, &p, &[0.0; 28], 1).is_err());
 }
+
+#[test]
+fn cell_outputs_end_on_the_bottom_row_forward_reports() {
+    let p = init(&SMALL, 29, (5.0, 200.0));
+    let x = sequence(&SMALL, 6, 29, 0.5);
+    let all = cell_outputs(&SMALL, &p, &x).unwrap();
+    let bottom = forward(&SMALL, &p, &x, 1).unwrap();
+    for t in 0..6 {
+        assert_eq!(&all[t * 16 + 12..t * 16 + 16], &bottom[t * 4..t * 4 + 4]);
+    }
+}
