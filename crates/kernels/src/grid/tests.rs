@@ -471,3 +471,33 @@ fn cell_outputs_end_on_the_bottom_row_forward_reports() {
         assert_eq!(&all[t * 16 + 12..t * 16 + 16], &bottom[t * 4..t * 4 + 4]);
     }
 }
+
+#[test]
+fn bptt_matches_finite_differences_on_the_mnist_grid() {
+    // 28 x 10 over 28 steps with inputs in [0, 10] as the MNIST runs see them
+    let p = init(&MNIST, 31, (1.0, 20.0));
+    let x: Vec<f64> = sequence(&MNIST, 28, 31, 1.0)
+        .iter()
+        .map(|v| 5.0 * (1.0 + v.tanh()))
+        .collect();
+    let g = single(&MNIST, &p, &x, 7, opts(Readout::Sum, Method::Bptt));
+    let h = 1e-6;
+    for param in 0..4 {
+        let scale = g.grads[param].iter().map(|v| v.abs()).fold(0.0, f64::max);
+        for cell in (0..MNIST.cells()).step_by(23) {
+            let loss = |d: f64| {
+                let mut q = p.clone();
+                q.get_mut(param)[cell] += d;
+                single(&MNIST, &q, &x, 7, opts(Readout::Sum, Method::Bptt)).loss_sum
+            };
+            let fd = (loss(h) - loss(-h)) / (2.0 * h);
+            assert_close(
+                g.grads[param][cell],
+                fd,
+                scale,
+                1e-6,
+                &format!("{} cell {cell}", PARAMS[param]),
+            );
+        }
+    }
+}
