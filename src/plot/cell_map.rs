@@ -78,7 +78,7 @@ impl Chart for CellMap {
         let rows = self.values.len().max(1) as u32;
         let cols = self.values.iter().map(Vec::len).max().unwrap_or(1).max(1) as u32;
         let cell = (640 / cols.max(rows)).clamp(12, 60);
-        ((cols * cell + 140).max(420), rows * cell + 130)
+        ((cols * cell + 140).max(720), rows * cell + 130)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -95,9 +95,12 @@ impl Chart for CellMap {
         chart
             .configure_mesh()
             .disable_mesh()
+            .x_labels(cols.min(30))
+            .y_labels(rows.min(30))
             .x_desc("column j")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("row i (0 on top)")
-            .y_label_formatter(&|y| format!("{}", rows as f64 - 1.0 - y))
+            .y_label_formatter(&|y| format!("{:.0}", rows as f64 - 1.0 - y))
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
