@@ -1,6 +1,7 @@
 //! The grid-neuron lattice's config (ThomasPluck/grid-neurons): shape, time constants, input
 //! scaling, readout, which gradient trains it, and the learning-path perturbations.
 
+use autoresearch_kernels::grid::Perturbation;
 use serde::{Deserialize, Serialize};
 
 /// An `N x M` lattice of analog filter cells over the rows of an image (one step per image
@@ -111,13 +112,32 @@ pub struct GridPerturbation {
 
 impl Default for GridPerturbation {
     fn default() -> Self {
+        Perturbation::default().into()
+    }
+}
+
+impl From<Perturbation> for GridPerturbation {
+    fn from(p: Perturbation) -> Self {
         GridPerturbation {
-            leak: 0.0,
-            gain_positive: 1.0,
-            gain_negative: 1.0,
-            subtraction: 0.0,
-            trace_noise: 0.0,
-            message_noise: 0.0,
+            leak: p.leak,
+            gain_positive: p.gain_positive,
+            gain_negative: p.gain_negative,
+            subtraction: p.subtraction,
+            trace_noise: p.trace_noise,
+            message_noise: p.message_noise,
+        }
+    }
+}
+
+impl From<GridPerturbation> for Perturbation {
+    fn from(p: GridPerturbation) -> Self {
+        Perturbation {
+            leak: p.leak,
+            gain_positive: p.gain_positive,
+            gain_negative: p.gain_negative,
+            subtraction: p.subtraction,
+            trace_noise: p.trace_noise,
+            message_noise: p.message_noise,
         }
     }
 }

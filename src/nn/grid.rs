@@ -7,7 +7,7 @@
 //! projection when `rows` differs from `W`.
 
 use autoresearch_kernels::grid::{
-    self, GradientOptions, GridParams, GridShape, Method, Perturbation, Readout, Real, PARAMS,
+    self, GradientOptions, GridParams, GridShape, Method, Readout, Real, PARAMS,
 };
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, D};
@@ -147,7 +147,6 @@ impl Grid {
     }
 
     fn options(&self, noise_seed: u64) -> GradientOptions {
-        let p = &self.cfg.perturbation;
         GradientOptions {
             readout: match self.cfg.readout {
                 GridReadout::Sum => Readout::Sum,
@@ -157,14 +156,7 @@ impl Grid {
                 GridGradient::Snap1 => Method::Snap1,
                 GridGradient::Bptt => Method::Bptt,
             },
-            perturbation: Perturbation {
-                leak: p.leak,
-                gain_positive: p.gain_positive,
-                gain_negative: p.gain_negative,
-                subtraction: p.subtraction,
-                trace_noise: p.trace_noise,
-                message_noise: p.message_noise,
-            },
+            perturbation: self.cfg.perturbation.into(),
             noise_seed,
         }
     }

@@ -102,13 +102,21 @@ fn one_cell_over_five_steps_equals_the_hand_computed_values() {
     }
 }
 
+/// One sample's inputs at step `t` as a single lane.
+fn step_input(shape: &GridShape, x: &[f64], t: usize) -> Vec<[f64; 1]> {
+    x[t * shape.rows..(t + 1) * shape.rows]
+        .iter()
+        .map(|v| [*v])
+        .collect()
+}
+
 /// States `s` of every cell after each of `steps` steps for one sample.
 fn states(shape: &GridShape, p: &GridParams<f64>, x: &[f64], steps: usize) -> Vec<Vec<f64>> {
     let k = Coeffs::new(shape, p, 0.0).unwrap();
     let mut lanes = Lanes::<f64, 1>::new(shape.cells());
     (0..steps)
         .map(|t| {
-            let xt: Vec<[f64; 1]> = (0..shape.rows).map(|i| [x[t * shape.rows + i]]).collect();
+            let xt = step_input(shape, x, t);
             lanes.forward_step::<false>(&k, &xt);
             lanes.s.iter().map(|v| v[0]).collect()
         })
@@ -161,7 +169,7 @@ fn self_traces_equal_finite_differences_of_the_cells_own_state() {
             .map(|param| fd_states(&shape, &p, &x, steps, param, cell))
             .collect();
         for t in 0..steps {
-            let xt: Vec<[f64; 1]> = (0..shape.rows).map(|i| [x[t * shape.rows + i]]).collect();
+            let xt = step_input(&shape, &x, t);
             lanes.forward_step::<true>(&k, &xt);
             let traces = [
                 k.tau[cell] * lanes.eta[cell][0],
@@ -201,7 +209,7 @@ fn cross_traces_equal_finite_differences_of_the_neighbours_state() {
             .collect();
         let mut lanes = Lanes::<f64, 1>::new(shape.cells());
         for t in 0..steps {
-            let xt: Vec<[f64; 1]> = (0..shape.rows).map(|r| [x[t * shape.rows + r]]).collect();
+            let xt = step_input(&shape, &x, t);
             lanes.forward_step::<true>(&k, &xt);
             let targets = [
                 (i + 1 < shape.rows, cell + shape.cols, 0),
