@@ -51,7 +51,7 @@ fn bad_input_gives_one_clear_error_and_non_zero_exit() {
         &["train", "experiment=mnist_ffnn_adam", "model=transformer"],
         &[
             "unknown option `transformer` for config group `model`",
-            "cnn, ffnn, gru, hybrid_gru",
+            "cnn, ffnn, grid, gru, hybrid_gru",
         ],
     );
     fails_with(d, &["train", "epochs=2"], &["no experiment=NAME given"]);
