@@ -200,11 +200,17 @@ pub fn load_splits_from(files: &DatasetFiles, cfg: &ImageDataConfig, seed: u64) 
     })
 }
 
+/// The random stream of `epoch` for a run seeded `seed` (each epoch its own stream).
+pub fn epoch_stream(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// The order of training samples in `epoch`: a pure function of seed and epoch, so a resumed
 /// run sees exactly the batches an uninterrupted one would.
 pub fn epoch_permutation(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..len).collect();
-    let stream = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(stream));
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(epoch_stream(
+        seed, epoch,
+    )));
     order
 }

@@ -13,6 +13,8 @@ pub mod path_reference;
 pub mod task;
 
 pub use dataset::{check_disjoint, hash_f32, load, task_for, Batch, Dataset, InputShape, Split};
-pub use images::{epoch_permutation, load_splits, load_splits_from, ImageSet, Splits};
+pub use images::{
+    epoch_permutation, epoch_stream, load_splits, load_splits_from, ImageSet, Splits,
+};
 pub use locate::{DataSearch, DatasetFiles, DATA_ENV};
 pub use task::{Classification, MetricSums, StepLabelling, Task};

@@ -178,14 +178,19 @@ impl Grid {
     }
 
     /// The noise stream of a step: the run seed, the batch and the current parameters, so a
-    /// resumed run draws the same noise.
-    fn noise_seed(&self, x: &[f32]) -> Result<u64> {
+    /// resumed run draws the same noise; 0 (unused) when the perturbations draw no noise.
+    fn noise_seed<R: Real>(&self, x: &[R]) -> Result<u64> {
+        let p = &self.cfg.perturbation;
+        if p.trace_noise == 0.0 && p.message_noise == 0.0 {
+            return Ok(0);
+        }
         let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.seed;
         let mut eat = |v: f32| {
             h ^= u64::from(v.to_bits());
             h = h.wrapping_mul(0x0100_0000_01b3);
         };
-        x.iter().for_each(|v| eat(*v));
+        // the f32 value of each input, whatever the compute precision
+        x.iter().for_each(|v| eat(v.to_f64() as f32));
         for p in &self.params {
             p.flatten_all()?
                 .to_vec1::<f32>()?
@@ -195,24 +200,26 @@ impl Grid {
         Ok(h)
     }
 
-    fn outputs(&self, images: &Tensor) -> Result<(Vec<f32>, usize)> {
-        Ok(match self.cfg.precision {
-            Precision::F32 => {
-                let (x, b) = self.inputs::<f32>(images)?;
-                (
-                    grid::forward(&self.shape, &self.params::<f32>()?, &x, b).map_err(kernel)?,
-                    b,
-                )
-            }
-            Precision::F64 => {
-                let (x, b) = self.inputs::<f64>(images)?;
-                let y =
-                    grid::forward(&self.shape, &self.params::<f64>()?, &x, b).map_err(kernel)?;
-                (y.into_iter().map(|v| v as f32).collect(), b)
-            }
-        })
+    /// The bottom row's outputs `[B, T, cols]` and the batch size, computed in `R`.
+    fn outputs<R: Real>(&self, images: &Tensor) -> Result<(Vec<f32>, usize)> {
+        let (x, b) = self.inputs::<R>(images)?;
+        let y = grid::forward(&self.shape, &self.params::<R>()?, &x, b).map_err(kernel)?;
+        Ok((y.into_iter().map(|v| v.to_f64() as f32).collect(), b))
+    }
+
+    /// Loss sum, summed gradients, outputs `[B, T, cols]` and batch size, computed in `R`.
+    fn gradient<R: Real>(&self, images: &Tensor, labels: &[u32]) -> Result<GridStep> {
+        let (x, batch) = self.inputs::<R>(images)?;
+        let opts = self.options(self.noise_seed(&x)?);
+        let g =
+            grid::gradient(&self.shape, &self.params::<R>()?, &x, labels, &opts).map_err(kernel)?;
+        let outputs = g.outputs.into_iter().map(|v| v.to_f64() as f32).collect();
+        Ok((g.loss_sum, g.grads, outputs, batch))
     }
 }
+
+/// What [`Grid::gradient`] returns.
+type GridStep = (f64, [Vec<f64>; 4], Vec<f32>, usize);
 
 fn kernel(e: String) -> Error {
     Error::Tensor(candle_core::Error::Msg(format!("grid kernel: {e}")))
@@ -255,9 +262,11 @@ impl Network for Grid {
         input: &Tensor,
         _probe: &mut dyn Probe,
     ) -> candle_core::Result<Tensor> {
-        let (y, batch) = self
-            .outputs(input)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let outputs = match self.cfg.precision {
+            Precision::F32 => self.outputs::<f32>(input),
+            Precision::F64 => self.outputs::<f64>(input),
+        };
+        let (y, batch) = outputs.map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         self.scores(y, batch, input.device())
     }
 
@@ -295,24 +304,9 @@ impl Network for Grid {
     /// The loss and the grid's own gradient (SnAP-1 or BPTT), averaged over the batch.
     fn train_step(&self, input: &Tensor, target: &Tensor, _task: &dyn Task) -> Result<Step> {
         let labels = target.to_vec1::<u32>()?;
-        let (x32, batch) = self.inputs::<f32>(input)?;
-        let opts = self.options(self.noise_seed(&x32)?);
-        let (loss_sum, grads, outputs) = match self.cfg.precision {
-            Precision::F32 => {
-                let g = grid::gradient(&self.shape, &self.params::<f32>()?, &x32, &labels, &opts)
-                    .map_err(kernel)?;
-                (g.loss_sum, g.grads, g.outputs)
-            }
-            Precision::F64 => {
-                let (x, _) = self.inputs::<f64>(input)?;
-                let g = grid::gradient(&self.shape, &self.params::<f64>()?, &x, &labels, &opts)
-                    .map_err(kernel)?;
-                (
-                    g.loss_sum,
-                    g.grads,
-                    g.outputs.into_iter().map(|v| v as f32).collect(),
-                )
-            }
+        let (loss_sum, grads, outputs, batch) = match self.cfg.precision {
+            Precision::F32 => self.gradient::<f32>(input, &labels)?,
+            Precision::F64 => self.gradient::<f64>(input, &labels)?,
         };
         let mut store = GradStore::default();
         let dims = (self.shape.rows, self.shape.cols);

@@ -13,9 +13,9 @@ pub fn sample_indices(len: usize, size: usize, seed: u64, epoch: usize) -> Vec<u
     if size >= len {
         return (0..len).collect();
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(
-        seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x7E57,
-    );
+    // the epoch's stream, offset so it is not the training permutation's
+    let stream = crate::data::epoch_stream(seed, epoch) ^ 0x7E57;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(stream);
     let mut idx = sample(&mut rng, len, size).into_vec();
     idx.sort_unstable();
     idx

@@ -408,7 +408,7 @@ impl<R: Real> Job<'_, R> {
         let cols = k.cols;
         let labels = &self.labels[start..start + n];
         let pert = &self.opts.perturbation;
-        let mut errors = match self.opts.readout {
+        let errors = match self.opts.readout {
             Readout::Sum => {
                 let out = forward_block::<R, L>(k, self.x, start, n, steps);
                 Some(lane_errors::<R, L>(Readout::Sum, &out, labels, cols, steps))
@@ -426,6 +426,8 @@ impl<R: Real> Job<'_, R> {
             step: 0,
         };
         let subtraction = R::of(1.0 + pert.subtraction);
+        // per-step readout: each lane's loss, accumulated as its steps' errors are computed
+        let mut lane_loss = [0.0f64; L];
         for t in 0..steps {
             let xt = gather::<R, L>(self.x, k.rows, steps, start, n, t);
             lanes.forward_step::<true>(k, &xt);
@@ -435,7 +437,7 @@ impl<R: Real> Job<'_, R> {
             store_outputs(&lanes, k, &mut outputs, n, steps, t);
             let err: Vec<[R; L]> = match &errors {
                 Some((_, e)) => e[t].clone(),
-                None => step_error::<R, L>(&outputs, labels, cols, steps, t),
+                None => step_error::<R, L>(&outputs, labels, cols, steps, t, &mut lane_loss),
             };
             if pert.message_noise != 0.0 {
                 read.step = t;
@@ -451,9 +453,9 @@ impl<R: Real> Job<'_, R> {
                 lanes.snap1_backward::<false>(k, &err, subtraction, &read);
             }
         }
-        let loss_sum = match errors.take() {
+        let loss_sum = match errors {
             Some((loss, _)) => loss,
-            None => lane_errors::<R, L>(Readout::PerStep, &outputs, labels, cols, steps).0,
+            None => lane_loss.iter().sum(),
         };
         BlockResult {
             loss_sum,
@@ -463,13 +465,15 @@ impl<R: Real> Job<'_, R> {
     }
 }
 
-/// `∂L/∂y` of the bottom row at step `t` under the per-step readout, `[M][L]`.
+/// `∂L/∂y` of the bottom row at step `t` under the per-step readout, `[M][L]`; adds each lane's
+/// share of the loss (its cross-entropy at `t` over `T`) to `loss`.
 fn step_error<R: Real, const L: usize>(
     outputs: &[R],
     labels: &[u32],
     cols: usize,
     steps: usize,
     t: usize,
+    loss: &mut [f64; L],
 ) -> Vec<[R; L]> {
     let mut err = vec![[R::ZERO; L]; cols];
     for (l, label) in labels.iter().enumerate() {
@@ -477,7 +481,8 @@ fn step_error<R: Real, const L: usize>(
             .iter()
             .map(|v| v.to_f64())
             .collect();
-        let (_, e) = loss_and_error(Readout::Sum, &row, cols, *label as usize);
+        let (ce, e) = loss_and_error(Readout::Sum, &row, cols, *label as usize);
+        loss[l] += ce * (1.0 / steps as f64);
         for j in 0..cols {
             err[j][l] = R::of(e[j] / steps as f64);
         }
