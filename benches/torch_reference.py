@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch counterpart of `autoresearch train experiment=mnist_{ffnn,cnn}_adam epochs=N`.
+"""PyTorch counterpart of `autoresearch train experiment=mnist_{ffnn,cnn}_adam epochs=N`, and of
+`experiment=mnist_pc_ffnn_v3` / `mnist_pc_cnn_v2` (`--model pc_ffnn_v3|pc_cnn_v2`).
 
 Same recipe (784-256-128-10 ReLU, Adam 1e-3, batch 128, inputs standardised with 0.1307/0.3081,
 10% of the 60k training images held out at random for validation), so the validation accuracy
 after N epochs can be compared seed by seed with ours. Usage:
-    python benches/torch_ffnn_2epochs.py --data ../shared/data/mnist --seeds 0 1 2 3 4 --epochs 2
+    python benches/torch_reference.py --data ../shared/data/mnist --seeds 0 1 2 3 4 --epochs 2
+The predictive-coding recipes (pixels in [0, 1], no standardisation) relax the hidden
+representations by autograd of the energy for 20 steps at rate 0.05 with the input and one-hot
+label clamped, then step on the energy at the relaxed state plus cross-entropy of a head on the
+feed-forward hidden units, as CHPC-Autoresearch's train_pcnn does; they print train samples/s.
 """
 import argparse, gzip, os
 import numpy as np
@@ -25,9 +30,14 @@ ap.add_argument("--data", default="../shared/data/mnist")
 ap.add_argument("--seeds", type=int, nargs="+", default=[0])
 ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--threads", type=int, default=2)
-ap.add_argument("--model", choices=["ffnn", "cnn"], default="ffnn")
+ap.add_argument("--train-limit", type=int, default=None, help="train on the first N training images of the split (timing runs)")
+ap.add_argument("--model", choices=["ffnn", "cnn", "pc_ffnn_v3", "pc_cnn_v2"], default="ffnn")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
+if a.model.startswith("pc_"):
+    import pc_twin
+    pc_twin.main(a, idx)
+    raise SystemExit
 x = torch.from_numpy((idx(os.path.join(a.data, "train-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0 - 0.1307) / 0.3081).float()
 y = torch.from_numpy(idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz")).astype(np.int64))
 for seed in a.seeds:

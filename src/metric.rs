@@ -8,9 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A value under its column name (`train_acc`, `val_position_rmse`, `rate_lif1`); stored as a
-/// `[name, value]` pair in checkpoints and JSON.
+/// `[name, value]` pair in checkpoints and JSON, a NaN as `null` (JSON has no NaN).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "(String, f64)", into = "(String, f64)")]
+#[serde(from = "(String, Option<f64>)", into = "(String, Option<f64>)")]
 pub struct NamedValue {
     /// The column (or metric) name.
     pub name: String,
@@ -28,16 +28,24 @@ impl NamedValue {
     }
 }
 
-impl From<(String, f64)> for NamedValue {
-    fn from((name, value): (String, f64)) -> Self {
-        NamedValue { name, value }
+impl From<(String, Option<f64>)> for NamedValue {
+    fn from((name, value): (String, Option<f64>)) -> Self {
+        NamedValue {
+            name,
+            value: value.unwrap_or(f64::NAN),
+        }
     }
 }
 
-impl From<NamedValue> for (String, f64) {
+impl From<NamedValue> for (String, Option<f64>) {
     fn from(v: NamedValue) -> Self {
-        (v.name, v.value)
+        (v.name, (!v.value.is_nan()).then_some(v.value))
     }
+}
+
+/// Reads a number written by serde_json, where a NaN was written as `null`.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Direction of improvement.

@@ -38,6 +38,9 @@ pub enum ModelConfig {
     Bpu(Box<super::BpuConfig>),
     /// A lattice of analog filter cells trained by its own local rule (grid-neurons).
     Grid(super::GridConfig),
+    /// A predictive-coding network trained by relaxation and its energy (PC-FFNN, PC-CNN,
+    /// PC-EncDec).
+    Pc(super::PcConfig),
     /// A network defined outside this crate, built by the function given to
     /// `train::train_with` (e.g. from a notebook cell).
     Custom(CustomModelConfig),
@@ -71,6 +74,7 @@ impl ModelConfig {
             ModelConfig::MeanPredictor(_) => "mean_predictor",
             ModelConfig::Bpu(_) => "bpu",
             ModelConfig::Grid(_) => "grid",
+            ModelConfig::Pc(_) => "pc",
             ModelConfig::Custom(_) => "custom",
         }
     }
@@ -97,6 +101,7 @@ impl ModelConfig {
             | ModelConfig::MeanPredictor(_)
             | ModelConfig::Bpu(_)
             | ModelConfig::Grid(_)
+            | ModelConfig::Pc(_)
             | ModelConfig::Custom(_) => None,
             ModelConfig::SnnFfnn(c) => Some(&c.encoder),
             ModelConfig::SnnCnn(c) => Some(&c.encoder),

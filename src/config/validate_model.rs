@@ -72,6 +72,7 @@ pub fn values(model: &ModelConfig) -> Result<()> {
             }
         }
         ModelConfig::Grid(c) => grid(c),
+        ModelConfig::Pc(c) => pc(c),
         ModelConfig::MeanPredictor(_) | ModelConfig::Custom(_) => Ok(()),
     }
 }
@@ -148,6 +149,70 @@ fn as_model_error(e: Error) -> Error {
             }
         }
     }
+}
+
+/// The PC network's values: widths, the conv blocks only on `cnn`, the inference, the loss
+/// weights, and a readout that exists.
+fn pc(c: &super::PcConfig) -> Result<()> {
+    use super::{PcArch, PcLoss, PcReadout};
+    widths("model.hidden", &c.hidden)?;
+    match c.arch {
+        PcArch::Cnn => {
+            widths("model.channels", &c.channels)?;
+            conv_sizes(c.kernel_size, 2)?;
+            if c.hidden.len() != 1 {
+                return Err(Error::invalid(
+                    "model.hidden",
+                    format!("{:?}: a PC CNN has one fully connected layer after its conv blocks, e.g. [256]", c.hidden),
+                ));
+            }
+        }
+        _ if !c.channels.is_empty() => {
+            return Err(Error::invalid(
+                "model.channels",
+                "only `arch: cnn` has conv blocks",
+            ))
+        }
+        _ => {}
+    }
+    if c.arch != PcArch::EncDec && c.dec_weight != 0.5 {
+        return Err(Error::invalid(
+            "model.dec_weight",
+            "only `arch: enc_dec` has decoders",
+        ));
+    }
+    non_negative("model.dec_weight", c.dec_weight)?;
+    positive("model.inference.rate", c.inference.rate)?;
+    match c.loss {
+        PcLoss::Sum {
+            energy_weight,
+            ce_weight,
+        } => {
+            non_negative("model.loss.energy_weight", energy_weight)?;
+            non_negative("model.loss.ce_weight", ce_weight)?;
+            if energy_weight == 0.0 && ce_weight == 0.0 {
+                return Err(Error::invalid(
+                    "model.loss",
+                    "both weights are 0: nothing would train",
+                ));
+            }
+        }
+        PcLoss::Ramp { max, .. } => {
+            if !(0.0..=1.0).contains(&max) {
+                return Err(Error::invalid(
+                    "model.loss.max",
+                    format!("{max}: the ramp mixes F and CE convexly, use [0, 1]"),
+                ));
+            }
+        }
+    }
+    if c.readout == PcReadout::Output && c.arch == PcArch::EncDec {
+        return Err(Error::invalid(
+            "model.readout",
+            "enc_dec reads out through its head (`readout: head`)",
+        ));
+    }
+    Ok(())
 }
 
 /// The grid's values: sizes, time constants, gain, density and perturbations in range.

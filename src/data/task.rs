@@ -104,9 +104,21 @@ pub fn resolve_objective(
             ),
         )
     })?;
+    if let Some(m) = mode.filter(|m| *m != spec.mode) {
+        // CHPC-Autoresearch's early stopping took `mode` over the metric and so stopped on
+        // the *lowest* accuracy; a direction against the metric's own is refused
+        return Err(crate::Error::invalid(
+            key,
+            format!(
+                "`{wanted}` improves when it gets {}, so `mode: {}` would keep the worst epochs; leave `mode` out (it follows the metric)",
+                if spec.mode == Mode::Max { "larger" } else { "smaller" },
+                if m == Mode::Max { "max" } else { "min" },
+            ),
+        ));
+    }
     Ok(Objective {
         metric: spec.name.clone(),
-        mode: mode.unwrap_or(spec.mode),
+        mode: spec.mode,
         unit: spec.unit.clone(),
         best: None,
         best_epoch: None,

@@ -132,6 +132,29 @@ pub trait Network: Send + Sync {
         Ok(())
     }
 
+    /// Called before every epoch (counted from 1), also the first after a resume: for
+    /// networks whose step depends on the epoch (an energy weight schedule); nothing by default.
+    fn start_epoch(&mut self, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Columns this network adds to the epoch's row of `history.csv` about its training steps
+    /// since [`Network::start_epoch`] (energies, rule statistics); none by default.
+    fn epoch_columns(&self) -> Vec<crate::metric::NamedValue> {
+        Vec::new()
+    }
+
+    /// For energy-based networks: the relaxation of one batch from its bottom-up state
+    /// (clamped to `target` when given), with the energy per term and step; `None` (the
+    /// default) for networks without one.
+    fn relaxation(
+        &self,
+        _input: &Tensor,
+        _target: Option<&Tensor>,
+    ) -> Option<Result<super::pc::Relaxation>> {
+        None
+    }
+
     /// This network as a dynamical system (Lyapunov spectra, flossing, `‖dL/dh_0‖`); `None`
     /// (the default) for networks without recurrent state.
     fn dynamics(
@@ -183,6 +206,7 @@ pub fn build(
         ModelConfig::MeanPredictor(_) => Box::new(super::MeanPredictor::new(ctx)?),
         ModelConfig::Bpu(c) => Box::new(super::Bpu::new(c, ctx)?),
         ModelConfig::Grid(c) => Box::new(super::Grid::new(c, ctx)?),
+        ModelConfig::Pc(c) => Box::new(super::Pc::new(c, ctx)?),
         ModelConfig::Custom(c) => match custom {
             Some(builder) => builder(cfg, ctx)?,
             None => {

@@ -52,11 +52,13 @@ pub struct EpochRecord {
 #[derive(Deserialize)]
 struct RawEpochRecord {
     epoch: usize,
+    #[serde(deserialize_with = "crate::metric::nan_if_null")]
     train_loss: f64,
     #[serde(default)]
     train_acc: Option<f64>,
     #[serde(default)]
     train: Vec<NamedValue>,
+    #[serde(deserialize_with = "crate::metric::nan_if_null")]
     val_loss: f64,
     #[serde(default)]
     val_acc: Option<f64>,

@@ -69,6 +69,7 @@ impl Session<'_> {
         let mut epochs_this_call = 0;
         let mut early_stopped = self.stopped_early(&state);
         while state.epoch < cfg.epochs && !early_stopped {
+            run.net.start_epoch(state.epoch + 1)?;
             let record = self.epoch(&run, &mut optimizer, &mut dynamics, &mut state, &progress)?;
             let epoch = record.epoch;
             let value = record.value(&objective.metric).unwrap_or(f64::NAN);
@@ -274,6 +275,7 @@ impl Session<'_> {
         }
         bar.finish();
         state.optimizer_step += steps_per_epoch as u64;
+        let network_columns = run.net.epoch_columns();
         let val = self.validate(run, state.epoch)?;
         let mut measured = Vec::new();
         if let Some(d) = dynamics.as_mut() {
@@ -307,6 +309,7 @@ impl Session<'_> {
                     NamedValue::new(format!("silent_lt{k}_{}", r.layer), r.rate)
                 }))
                 .chain(measured)
+                .chain(network_columns)
                 .collect(),
         })
     }

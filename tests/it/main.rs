@@ -14,6 +14,7 @@ mod grad;
 mod grid;
 mod hpo;
 mod local_executor;
+mod pc;
 mod recurrent;
 mod snn;
 mod state;

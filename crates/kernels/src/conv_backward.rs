@@ -85,6 +85,7 @@ fn backward_group_impl(
     part: &mut [f32],
     dx: Option<&mut [f32]>,
     parallel_gemm: bool,
+    with_dw: bool,
 ) -> Result<(), String> {
     let (oh, ow) = d.out_hw()?;
     let (p, patch, o) = (oh * ow, d.patch(), d.out_channels);
@@ -94,8 +95,13 @@ fn backward_group_impl(
         Threads::Serial
     };
     let per_chunk = (CHUNK_VALUES / (patch * p).max(1)).clamp(1, imgs.len().max(1));
-    let (gt_len, cols_len) = (o * per_chunk * p, patch * per_chunk * p);
-    let dcols_len = if dx.is_some() { cols_len } else { 0 };
+    let gt_len = o * per_chunk * p;
+    let cols_len = if with_dw { patch * per_chunk * p } else { 0 };
+    let dcols_len = if dx.is_some() {
+        patch * per_chunk * p
+    } else {
+        0
+    };
     let mut buf = take_scratch(gt_len + cols_len + dcols_len);
     let (gt, rest) = buf.split_at_mut(gt_len);
     let (cols, rest) = rest.split_at_mut(cols_len);
@@ -105,7 +111,7 @@ fn backward_group_impl(
         dcols: &mut rest[..dcols_len],
         per_chunk,
     };
-    let res = backward_chunks(x, w, grad, d, imgs, part, dx, bufs, threads);
+    let res = backward_chunks(x, w, grad, d, imgs, part, dx, bufs, threads, with_dw);
     put_scratch(buf);
     res
 }
@@ -135,6 +141,7 @@ fn backward_chunks(
     mut dx: Option<&mut [f32]>,
     bufs: ChunkBuffers<'_>,
     threads: Threads,
+    with_dw: bool,
 ) -> Result<(), String> {
     let (oh, ow) = d.out_hw()?;
     let (p, patch, o) = (oh * ow, d.patch(), d.out_channels);
@@ -160,18 +167,22 @@ fn backward_chunks(
                 grad.plane(b, oc, o, dst);
                 *db += sum8(dst);
             }
-            im2col(
-                &x[b * img..(b + 1) * img],
-                &d,
-                oh,
-                ow,
-                &mut cols[s * p..],
-                ld,
-            );
+            if with_dw {
+                im2col(
+                    &x[b * img..(b + 1) * img],
+                    &d,
+                    oh,
+                    ow,
+                    &mut cols[s * p..],
+                    ld,
+                );
+            }
         }
         let gm = MatRef::row_major(&gt[..o * ld], o, ld);
-        let cm = MatRef::row_major(&cols[..patch * ld], patch, ld);
-        matmul_on(dwp, patch, gm, cm.t(), true, threads)?;
+        if with_dw {
+            let cm = MatRef::row_major(&cols[..patch * ld], patch, ld);
+            matmul_on(dwp, patch, gm, cm.t(), true, threads)?;
+        }
         if let Some(dx) = dx.as_deref_mut() {
             let wt = MatRef::row_major(w, o, patch).t();
             matmul_on(&mut dcols[..patch * ld], ld, wt, gm, false, threads)?;
@@ -193,14 +204,14 @@ fn backward_chunks(
 }
 
 dispatch!(
-    fn backward_group(x: &[f32], w: &[f32], grad: ConvGrad<'_>, d: ConvDims, imgs: Range<usize>, part: &mut [f32], dx: Option<&mut [f32]>, parallel_gemm: bool) -> Result<(), String> => backward_group_impl
+    fn backward_group(x: &[f32], w: &[f32], grad: ConvGrad<'_>, d: ConvDims, imgs: Range<usize>, part: &mut [f32], dx: Option<&mut [f32]>, parallel_gemm: bool, with_dw: bool) -> Result<(), String> => backward_group_impl
 );
 
 /// Gradients of [`conv_forward`] from the gradient `g` of its output (`[B, O, OH, OW]`).
 ///
 /// When `y` (the forward output) is given, the layer had a ReLU and `g` is first masked by
-/// `y > 0`. Writes `dw` (`[O, C, k, k]`), `db` (`[O]`) when given and `dx` (`[B, C, H, W]`) when
-/// given (skip it for inputs that need no gradient). Images are processed in [`GROUPS`] fixed
+/// `y > 0`. Writes `dw` (`[O, C, k, k]`), `db` (`[O]`) and `dx` (`[B, C, H, W]`), each when
+/// given (skip what needs no gradient: without `dw` no columns are built). Images are processed in [`GROUPS`] fixed
 /// groups spread over the workers, each in chunks of bounded size.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward(
@@ -210,7 +221,7 @@ pub fn conv_backward(
     y: Option<&[f32]>,
     d: ConvDims,
     dx: Option<&mut [f32]>,
-    dw: &mut [f32],
+    dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
 ) -> Result<(), String> {
     let (oh, ow) = d.out_hw()?;
@@ -219,7 +230,9 @@ pub fn conv_backward(
     d.check("conv2d backward", "x", x.len(), d.batch * img)?;
     d.check("conv2d backward", "w", w.len(), o * patch)?;
     d.check("conv2d backward", "g", g.len(), d.batch * o * p)?;
-    d.check("conv2d backward", "dw", dw.len(), o * patch)?;
+    if let Some(dw) = dw.as_deref() {
+        d.check("conv2d backward", "dw", dw.len(), o * patch)?;
+    }
     if let Some(y) = y {
         d.check("conv2d backward", "y", y.len(), d.batch * o * p)?;
     }
@@ -235,10 +248,11 @@ pub(crate) fn backward_with(
     grad: ConvGrad<'_>,
     d: ConvDims,
     dx: Option<&mut [f32]>,
-    dw: &mut [f32],
+    mut dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
 ) -> Result<(), String> {
     let (patch, o) = (d.patch(), d.out_channels);
+    let with_dw = dw.is_some();
     let img = d.channels * d.height * d.width;
     let groups = par::ranges(d.batch, GROUPS.min(d.batch), 1);
     let part_len = o * patch + o;
@@ -263,15 +277,21 @@ pub(crate) fn backward_with(
         .zip(dx_parts)
         .collect();
     work.into_par_iter()
-        .map(|((imgs, part), dxp)| backward_group(x, w, grad, d, imgs, part, dxp, parallel_gemm))
+        .map(|((imgs, part), dxp)| {
+            backward_group(x, w, grad, d, imgs, part, dxp, parallel_gemm, with_dw)
+        })
         .collect::<Result<Vec<()>, String>>()?;
     let mut sums = parts.chunks(part_len);
     if let Some(first) = sums.next() {
-        dw.copy_from_slice(&first[..o * patch]);
+        if let Some(dw) = dw.as_deref_mut() {
+            dw.copy_from_slice(&first[..o * patch]);
+        }
         let mut bias_sum = first[o * patch..].to_vec();
         for part in sums {
-            for (a, b) in dw.iter_mut().zip(&part[..o * patch]) {
-                *a += *b;
+            if let Some(dw) = dw.as_deref_mut() {
+                for (a, b) in dw.iter_mut().zip(&part[..o * patch]) {
+                    *a += *b;
+                }
             }
             for (a, b) in bias_sum.iter_mut().zip(&part[o * patch..]) {
                 *a += *b;

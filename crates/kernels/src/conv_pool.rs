@@ -243,7 +243,7 @@ pub fn conv_pool_backward(
     d: ConvDims,
     k: usize,
     dx: Option<&mut [f32]>,
-    dw: &mut [f32],
+    dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
 ) -> Result<(), String> {
     let (ph, pw) = pooled_hw(&d, k)?;
@@ -252,7 +252,11 @@ pub fn conv_pool_backward(
     let want = [
         (x.len(), d.batch * img, "x"),
         (w.len(), o * d.patch(), "w"),
-        (dw.len(), o * d.patch(), "dw"),
+        (
+            dw.as_ref().map_or(o * d.patch(), |v| v.len()),
+            o * d.patch(),
+            "dw",
+        ),
         (g.len(), d.batch * o * ph * pw, "g"),
         (arg.len(), d.batch * o * ph * pw, "arg"),
         (
@@ -317,7 +321,7 @@ mod tests {
             relu.then_some(y.as_slice()),
             d,
             Some(&mut dx),
-            &mut dw,
+            Some(&mut dw),
             Some(&mut db),
         )
         .unwrap();
@@ -371,7 +375,7 @@ mod tests {
                     d,
                     k,
                     Some(&mut dx),
-                    &mut dw,
+                    Some(&mut dw),
                     Some(&mut db),
                 )
                 .unwrap();

@@ -21,6 +21,7 @@ pub mod lif;
 pub mod linear;
 pub mod optim;
 pub mod par;
+pub mod pc;
 pub mod pool;
 pub mod sgemm;
 pub mod sgemm_nt;

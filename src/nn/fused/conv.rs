@@ -74,7 +74,8 @@ impl WeightedOp for Conv {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.dims(x.dims(), w.dims())?;
         let mut dx = x.track_op().then(|| vec![0.0f32; x.elem_count()]);
-        let mut dw = vec![0.0f32; w.elem_count()];
+        // a detached kernel (a relaxation of the input) needs no weight gradient
+        let mut dw = w.track_op().then(|| vec![0.0f32; w.elem_count()]);
         let mut db = b.is_some().then(|| vec![0.0f32; d.out_channels]);
         let op = "fused conv2d backward";
         read(grad, op, |g| {
@@ -88,7 +89,7 @@ impl WeightedOp for Conv {
                             self.relu.then_some(y),
                             d,
                             dx.as_deref_mut(),
-                            &mut dw,
+                            dw.as_deref_mut(),
                             db.as_deref_mut(),
                         )
                         .map_err(kernel_err)
@@ -98,7 +99,7 @@ impl WeightedOp for Conv {
         })?;
         Ok((
             dx.map(|v| tensor(v, x.shape())).transpose()?,
-            Some(tensor(dw, w.shape())?),
+            dw.map(|v| tensor(v, w.shape())).transpose()?,
             db.map(|v| tensor(v, d.out_channels)).transpose()?,
         ))
     }
@@ -167,7 +168,8 @@ impl WeightedOp for ConvPool {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.conv.dims(x.dims(), w.dims())?;
         let mut dx = x.track_op().then(|| vec![0.0f32; x.elem_count()]);
-        let mut dw = vec![0.0f32; w.elem_count()];
+        // a detached kernel (a relaxation of the input) needs no weight gradient
+        let mut dw = w.track_op().then(|| vec![0.0f32; w.elem_count()]);
         let mut db = b.is_some().then(|| vec![0.0f32; d.out_channels]);
         let op = "fused conv2d + max_pool2d backward";
         let arg = match self.arg.lock() {
@@ -178,14 +180,14 @@ impl WeightedOp for ConvPool {
             read(x, op, |xs| {
                 read(w, op, |ws| {
                     let (dxs, dbs) = (dx.as_deref_mut(), db.as_deref_mut());
-                    conv_pool_backward(xs, ws, g, &arg, d, self.k, dxs, &mut dw, dbs)
+                    conv_pool_backward(xs, ws, g, &arg, d, self.k, dxs, dw.as_deref_mut(), dbs)
                         .map_err(kernel_err)
                 })
             })
         })?;
         Ok((
             dx.map(|v| tensor(v, x.shape())).transpose()?,
-            Some(tensor(dw, w.shape())?),
+            dw.map(|v| tensor(v, w.shape())).transpose()?,
             db.map(|v| tensor(v, d.out_channels)).transpose()?,
         ))
     }
