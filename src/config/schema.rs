@@ -222,7 +222,8 @@ pub struct EarlyStoppingConfig {
     /// ...); the objective's by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
-    /// Whether larger or smaller is better; the metric's declared direction by default.
+    /// Whether larger or smaller is better: the metric's declared direction, which is also the
+    /// only value accepted (a direction against the metric's would keep the worst epochs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
     /// Epochs without improvement tolerated before stopping.
@@ -239,7 +240,8 @@ pub struct EarlyStoppingConfig {
 pub struct ObjectiveConfig {
     /// The column (`val_<metric>` or `train_<metric>` of a metric the task declares).
     pub metric: String,
-    /// Whether larger or smaller is better; the metric's declared direction by default.
+    /// Whether larger or smaller is better: the metric's declared direction, which is also the
+    /// only value accepted (a direction against the metric's would keep the worst epochs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
 }

@@ -311,26 +311,45 @@ mod tests {
         f
     }
 
-    #[test]
-    fn energy_matches_a_naive_sum_and_descends() -> Result<(), String> {
-        let dims = [6, 5, 4, 3];
-        let b = 2;
-        let ws: Vec<Vec<f32>> = (0..3)
-            .map(|l| lcg(dims[l] * dims[l + 1], l as u64 + 1))
+    /// Weights, biases and representations of a dense chain.
+    type Chain = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+    /// A dense chain through `dims` with representations of batch `b`, drawn from `seed`.
+    fn chain(dims: &[usize], b: usize, seed: u64) -> Chain {
+        let layers = dims.len() - 1;
+        let ws = (0..layers)
+            .map(|l| lcg(dims[l] * dims[l + 1], seed + l as u64))
             .collect();
-        let bs: Vec<Vec<f32>> = (0..3).map(|l| lcg(dims[l + 1], l as u64 + 7)).collect();
-        let mut reps: Vec<Vec<f32>> = (0..4).map(|l| lcg(b * dims[l], l as u64 + 11)).collect();
-        let terms: Vec<DenseTerm> = (0..3)
+        let bs = (0..layers)
+            .map(|l| lcg(dims[l + 1], seed + 10 + l as u64))
+            .collect();
+        let reps = (0..dims.len())
+            .map(|l| lcg(b * dims[l], seed + 20 + l as u64))
+            .collect();
+        (ws, bs, reps)
+    }
+
+    /// The chain's terms, ReLU on the hidden layers when `relu`.
+    fn chain_terms<'a>(ws: &'a [Vec<f32>], bs: &'a [Vec<f32>], relu: bool) -> Vec<DenseTerm<'a>> {
+        (0..ws.len())
             .map(|l| DenseTerm {
                 target: l + 1,
                 source: l,
                 weight: &ws[l],
                 bias: &bs[l],
-                relu: l < 2,
+                relu: relu && l + 1 < ws.len(),
                 scale: 1.0,
                 fixed_prediction: None,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn energy_matches_a_naive_sum_and_descends() -> Result<(), String> {
+        let dims = [6, 5, 4, 3];
+        let b = 2;
+        let (ws, bs, mut reps) = chain(&dims, b, 1);
+        let terms = chain_terms(&ws, &bs, true);
         let want = naive_energy(&reps, &ws, &bs, &dims, b);
         let free = [false, true, true, false];
         let trace = relax_dense(
@@ -360,22 +379,8 @@ mod tests {
     fn backtracking_undoes_a_rising_step() -> Result<(), String> {
         let dims = [4, 3, 2];
         let b = 1;
-        let ws: Vec<Vec<f32>> = (0..2)
-            .map(|l| lcg(dims[l] * dims[l + 1], l as u64 + 3))
-            .collect();
-        let bs: Vec<Vec<f32>> = (0..2).map(|l| lcg(dims[l + 1], l as u64 + 5)).collect();
-        let reps0: Vec<Vec<f32>> = (0..3).map(|l| lcg(b * dims[l], l as u64 + 9)).collect();
-        let terms: Vec<DenseTerm> = (0..2)
-            .map(|l| DenseTerm {
-                target: l + 1,
-                source: l,
-                weight: &ws[l],
-                bias: &bs[l],
-                relu: false,
-                scale: 1.0,
-                fixed_prediction: None,
-            })
-            .collect();
+        let (ws, bs, reps0) = chain(&dims, b, 3);
+        let terms = chain_terms(&ws, &bs, false);
         let free = [false, true, true];
         // a rate far too large diverges without backtracking and descends with it
         let run = |backtrack: bool| {
