@@ -151,7 +151,7 @@ fn an_early_stopping_direction_against_the_metric_is_refused() {
 /// the conv representations 20 steps per batch): validation >= 96.5% (the reference's smoke
 /// test: 95.08, 97.13). About 20 minutes on 2 cores: run with `--ignored`.
 #[test]
-#[ignore = "about 20 minutes on 2 cores"]
+#[ignore = "about 6 minutes on 2 cores"]
 fn pc_cnn_v2_reaches_96_5_percent_in_two_epochs() {
     let runs = tempdir();
     let out = compose("mnist_pc_cnn_v2", runs.path(), &["epochs=2"])
