@@ -149,7 +149,7 @@ fn an_early_stopping_direction_against_the_metric_is_refused() {
 
 /// PC-CNN v2, seed 0, 2 epochs on the full split (epoch 1 is plain cross-entropy, epoch 2 relaxes
 /// the conv representations 20 steps per batch): validation >= 96.5% (the reference's smoke
-/// test: 95.08, 97.13). About 20 minutes on 2 cores: run with `--ignored`.
+/// test: 95.08, 97.13). About 6 minutes on 2 cores: run with `--ignored`.
 #[test]
 #[ignore = "about 6 minutes on 2 cores"]
 fn pc_cnn_v2_reaches_96_5_percent_in_two_epochs() {
