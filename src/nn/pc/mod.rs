@@ -36,11 +36,11 @@ pub struct Pc {
     classes: usize,
     /// The energy's terms: the bottom-up predictions first (`layer1..layerL`), then decoders.
     terms: Vec<Term>,
-    /// Bottom-up predictors: `up[i]` predicts `r_{i+1}` from `r_i`.
-    up: Vec<Predictor>,
+    /// Layers `L`: `terms[i]` for `i < L` is the bottom-up prediction of `r_{i+1}` from `r_i`.
+    depth: usize,
     head: Option<Linear>,
     /// `(energy weight, cross-entropy weight)` of the current epoch.
-    weights: Mutex<(f64, f64)>,
+    weights: (f64, f64),
     stats: Mutex<EpochStats>,
 }
 
@@ -122,20 +122,21 @@ impl Pc {
                 top_hidden = fc;
             }
         }
+        let depth = up.len();
         let mut terms: Vec<Term> = up
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| Term {
+            .map(|(i, predictor)| Term {
                 name: format!("layer{}", i + 1),
                 target: i + 1,
                 source: i,
-                predictor: p.clone(),
+                predictor,
                 scale: 1.0,
             })
             .collect();
         if cfg.arch == PcArch::EncDec {
             // decoders predict r_j from r_{j+1} for every representation below the top hidden
-            for j in 0..up.len() - 1 {
+            for j in 0..depth - 1 {
                 let layer = layers::linear(dims[j + 1], dims[j], vb.pp("decoders").pp(j))?;
                 terms.push(Term {
                     name: format!("decoder{j}"),
@@ -155,9 +156,9 @@ impl Pc {
             ops: ctx.ops,
             classes,
             terms,
-            up,
+            depth,
             head,
-            weights: Mutex::new(cfg.loss.weights(1)),
+            weights: cfg.loss.weights(1),
             stats: Mutex::new(EpochStats::default()),
         })
     }
@@ -177,15 +178,15 @@ impl Pc {
         with_output: bool,
     ) -> candle_core::Result<(Vec<Tensor>, Tensor)> {
         let mut reps = vec![x.clone()];
-        let top = self.up.len() - 1;
-        for p in &self.up[..top] {
-            let r = p.predict(self.ops, reps.last().unwrap_or(x))?;
+        let top = self.depth - 1;
+        for t in &self.terms[..top] {
+            let r = t.predictor.predict(self.ops, reps.last().unwrap_or(x))?;
             reps.push(r);
         }
         let hidden = &reps[top];
         let output = match (&self.head, with_output) {
             (Some(_), false) => None,
-            _ => Some(self.up[top].predict(self.ops, hidden)?),
+            _ => Some(self.terms[top].predictor.predict(self.ops, hidden)?),
         };
         let scores = match (&self.head, &output) {
             (Some(head), _) => self.ops.linear(head, hidden, false)?,
@@ -269,7 +270,7 @@ impl Pc {
             let one_hot = candle_nn::encoding::one_hot(labels.clone(), self.classes, 1f32, 0f32)?
                 .to_device(x.device())?;
             let mut start: Vec<Tensor> = reps.iter().map(Tensor::detach).collect();
-            start.truncate(self.up.len()); // r_0..r_{L-1}; r_L is the clamped target
+            start.truncate(self.depth); // r_0..r_{L-1}; r_L is the clamped target
             start.push(one_hot);
             let relaxed = self.relax(&start, true)?;
             let trace = &relaxed.trace;
@@ -344,12 +345,12 @@ impl Network for Pc {
     /// the epoch's mix of `F` and cross-entropy; with energy weight 0, a plain cross-entropy
     /// step without relaxation.
     fn train_step(&self, input: &Tensor, target: &Tensor, _task: &dyn Task) -> Result<Step> {
-        let (we, wc) = *self.weights.lock().map_err(poisoned)?;
+        let (we, wc) = self.weights;
         self.step(input, target, we, wc)
     }
 
     fn start_epoch(&mut self, epoch: usize) -> Result<()> {
-        *self.weights.get_mut().map_err(poisoned)? = self.cfg.loss.weights(epoch);
+        self.weights = self.cfg.loss.weights(epoch);
         *self.stats.get_mut().map_err(poisoned)? = EpochStats::default();
         Ok(())
     }
@@ -359,7 +360,7 @@ impl Network for Pc {
     /// that raised `F` (`energy_rises`) and the relaxation steps per sample run.
     fn epoch_columns(&self) -> Vec<NamedValue> {
         let s = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
-        let we = self.weights.lock().map(|w| w.0).unwrap_or(f64::NAN);
+        let we = self.weights.0;
         let mean = |v: f64| {
             if s.relaxed_samples == 0 {
                 f64::NAN
