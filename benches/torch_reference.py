@@ -10,6 +10,8 @@ The predictive-coding recipes (pixels in [0, 1], no standardisation) relax the h
 representations by autograd of the energy for 20 steps at rate 0.05 with the input and one-hot
 label clamped, then step on the energy at the relaxed state plus cross-entropy of a head on the
 feed-forward hidden units, as CHPC-Autoresearch's train_pcnn does; they print train samples/s.
+`--model resnet18_cifar` benchmarks the CIFAR-10 ResNet-18 on synthetic tensors, or with `--check`
+prints the loss and gradient norms of given weights on a given batch (see benches/resnet_twin.py).
 """
 import argparse, gzip, os
 import numpy as np
@@ -31,9 +33,23 @@ ap.add_argument("--seeds", type=int, nargs="+", default=[0])
 ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--train-limit", type=int, default=None, help="train on the first N training images of the split (timing runs)")
-ap.add_argument("--model", choices=["ffnn", "cnn", "pc_ffnn_v3", "pc_cnn_v2"], default="ffnn")
+ap.add_argument("--model", choices=["ffnn", "cnn", "pc_ffnn_v3", "pc_cnn_v2", "resnet18_cifar"], default="ffnn")
+r = ap.add_argument_group("resnet18_cifar (benches/resnet_twin.py; synthetic tensors, no data)")
+r.add_argument("--width", type=int, default=64, help="base width w: stages w, 2w, 4w, 8w")
+r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+r.add_argument("--warmup", type=int, default=2)
+r.add_argument("--iters", type=int, default=10, help="batches per timing")
+r.add_argument("--repeats", type=int, default=3, help="timings; the median is reported")
+r.add_argument("--json", default=None, help="also write the result JSON here")
+r.add_argument("--check", action="store_true", help="one train-mode forward+backward of --weights on --batch")
+r.add_argument("--weights", default=None, help="safetensors with torchvision state_dict names")
+r.add_argument("--batch", default=None, help="safetensors with `input` [B,3,32,32] and `labels` [B]")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
+if a.model == "resnet18_cifar":
+    import resnet_twin
+    resnet_twin.main(a)
+    raise SystemExit
 if a.model.startswith("pc_"):
     import pc_twin
     pc_twin.main(a, idx)

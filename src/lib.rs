@@ -8,6 +8,7 @@
 
 pub mod alloc;
 pub mod bench;
+pub mod build_info;
 pub mod cluster;
 pub mod config;
 pub mod connectome;

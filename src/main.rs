@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "autoresearch",
-    version,
+    version = autoresearch::build_info::VERSION,
     about = "Compose, train and track brain-inspired ML experiments"
 )]
 struct Cli {
@@ -78,7 +78,8 @@ enum Command {
     /// Measure training and inference samples/s against the PyTorch/snnTorch reference script
     /// (build with --release: `cargo run --release -- bench --json out.json`).
     Bench {
-        /// Models timed for training: a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn (comma-separated).
+        /// Models timed for training: a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn, r|resnet18 (ResNet-18
+        /// with the CIFAR stem on random 3x32x32 batches; comma-separated).
         #[arg(long, default_value = "a,b,c,d")]
         train: String,
         /// Models timed for inference.
@@ -99,6 +100,9 @@ enum Command {
         /// Time steps of the spiking models.
         #[arg(long, default_value_t = 25)]
         steps: usize,
+        /// Channels of ResNet-18's first stage in row r (64: the real network).
+        #[arg(long, default_value_t = 64)]
+        resnet_width: usize,
         /// `fused` CPU kernels or `plain` tensor ops.
         #[arg(long, default_value = "fused")]
         kernels: String,
@@ -328,6 +332,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             iters,
             repeats,
             steps,
+            resnet_width,
             kernels,
             data,
             baseline,
@@ -358,6 +363,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
                 repeats,
                 steps,
                 kernels,
+                resnet_width,
                 ..BenchOptions::default()
             };
             let mut result = bench::run(&opts, data.as_deref())?;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use autoresearch::cluster::{
-    parse_duration, Cluster, ClusterProfile, Executor, JobScript, MonitorOptions, Sweep, Walltime,
-    Workspace,
+    parse_duration, Cluster, ClusterProfile, Executor, JobScript, MonitorOptions, SetupReport,
+    Sweep, Walltime, Workspace,
 };
 use autoresearch::config::ConfigStore;
 use autoresearch::{Error, Result};
@@ -33,13 +33,21 @@ pub struct SweepArgs {
     /// Estimated time of one run, HH:MM:SS (sizes the walltime: runs x this x 1.2).
     #[arg(long, default_value = "01:00:00")]
     per_run: String,
-    /// CPU cores per run.
-    #[arg(long, default_value_t = 1)]
-    cpus: u32,
-    /// Memory per run in GB.
-    #[arg(long, default_value_t = 4)]
-    mem: u32,
-    /// GPUs per run.
+    /// Estimate each run from a measured one instead of --per-run: the median epoch_time_s of
+    /// RUN_DIR's history.csv x the sweep's epochs (its source is written in the script). An
+    /// epoch time only holds on the same kind of device (a CPU run says nothing about a GPU
+    /// epoch; a run recorded on another device than the job's is refused): for a GPU sweep,
+    /// submit one short GPU run first (`--gpus 1 --queue gpu_1 experiment=NAME seed=0
+    /// epochs=2`), fetch it, then pass its run directory (runs/NAME/epochs=2/seed_0).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "per_run")]
+    epoch_time_from: Option<PathBuf>,
+    /// CPU cores per run (default: the queue's cores per GPU x --gpus for a GPU job, else 1).
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// Memory per run in GB (default: the queue's memory per GPU x --gpus for a GPU job, else 4).
+    #[arg(long)]
+    mem: Option<u32>,
+    /// GPUs per run; the runs train on device=cuda, with a CUDA build of the binary there.
     #[arg(long, default_value_t = 0)]
     gpus: u32,
     /// Queue or partition (default: the profile's).
@@ -165,7 +173,32 @@ fn sweep_of(store: &ConfigStore, args: &SweepArgs) -> Result<Sweep> {
     sweep.queue = args.queue.clone();
     sweep.name = args.name.clone();
     sweep.array = !args.no_array;
+    if let Some(run_dir) = &args.epoch_time_from {
+        sweep.size_from_epoch_time(store, run_dir)?;
+    }
     Ok(sweep)
+}
+
+fn print_setup(cluster: &Cluster, report: &SetupReport) {
+    let binary = match (report.binary_uploaded, report.kept_cuda_build) {
+        (true, _) => "uploaded",
+        (false, true) => "kept (the one there is a CUDA build, this one is not)",
+        (false, false) => "unchanged",
+    };
+    println!(
+        "{}: {} ({}); binary {binary}; configs: {} uploaded, {} unchanged",
+        cluster.profile().name,
+        report.platform,
+        report.remote_version,
+        report.configs.uploaded.len(),
+        report.configs.unchanged
+    );
+    if !report.cuda && !cluster.profile().gpu_queues().is_empty() {
+        println!(
+            "note: the binary there is a CPU build, so GPU jobs (--gpus) are refused; {}",
+            autoresearch::cluster::gpu::BUILD_HINT
+        );
+    }
 }
 
 fn print_jobs(cluster: &Cluster) -> Result<()> {
@@ -253,25 +286,13 @@ pub fn run(configs: &Option<PathBuf>, args: ClusterArgs) -> Result<()> {
             };
             let mut cluster = connect(&profile)?;
             let report = cluster.setup(&binary)?;
-            println!(
-                "{}: {} ({}); binary {}; configs: {} uploaded, {} unchanged",
-                cluster.profile().name,
-                report.platform,
-                report.remote_version,
-                if report.binary_uploaded {
-                    "uploaded"
-                } else {
-                    "unchanged"
-                },
-                report.configs.uploaded.len(),
-                report.configs.unchanged
-            );
+            print_setup(&cluster, &report);
             Ok(())
         }
         ClusterCommand::Script { profile, sweep } => {
             let profile = load_profile(&store, &profile, &args.user_file)?;
             let sweep = sweep_of(&store, &sweep)?;
-            let request = sweep.job_request(&profile.remote_binary()?, &store)?;
+            let request = sweep.job_request(&profile, &store)?;
             print!("{}", JobScript::render(&profile, &request)?.text);
             Ok(())
         }
@@ -279,7 +300,7 @@ pub fn run(configs: &Option<PathBuf>, args: ClusterArgs) -> Result<()> {
             let sweep = sweep_of(&store, &sweep)?;
             // check the sweep and the script before connecting
             let checked = load_profile(&store, &profile, &args.user_file)?;
-            let request = sweep.job_request(&checked.remote_binary()?, &store)?;
+            let request = sweep.job_request(&checked, &store)?;
             JobScript::render(&checked, &request)?;
             let mut cluster = connect(&profile)?;
             let ids = cluster.submit(&sweep)?;

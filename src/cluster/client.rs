@@ -1,12 +1,13 @@
 //! [`Cluster`]: a cluster profile, a connection to its login host, and the job ledger; the
-//! operations `setup`, `submit`, `refresh`, `cancel`, `fetch` and the monitor's round.
+//! operations `submit` (a GPU job only with a CUDA build there), `refresh`, `cancel`, `fetch`
+//! and the monitor's round (`setup` is in [`super::setup`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::executor::{
     Change, Executor, Failure, MonitorOptions, MonitorReport, Resubmission, Workspace,
 };
+use super::gpu;
 use super::ledger::{now, JobState, Ledger, LedgerJob, Resources};
 use super::profile::{ClusterProfile, Scheduler};
 use super::remote::{LocalShell, Remote};
@@ -15,7 +16,7 @@ use super::script::{shell_quote, JobRequest, JobScript};
 #[cfg(feature = "ssh")]
 use super::ssh::SshRemote;
 use super::sweep::Sweep;
-use super::sync::{self, FetchReport, PushReport};
+use super::sync::{self, FetchReport};
 use super::walltime::Walltime;
 use crate::error::{Error, Result};
 use crate::rundir::{Metrics, RunStatus};
@@ -43,19 +44,6 @@ impl std::fmt::Debug for Cluster {
             .field("ledger", &self.ledger.path())
             .finish_non_exhaustive()
     }
-}
-
-/// What `setup` put on the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetupReport {
-    /// `uname -sm` of the login host.
-    pub platform: String,
-    /// Whether the binary was uploaded (false: the same one was there).
-    pub binary_uploaded: bool,
-    /// `autoresearch --version` as run there.
-    pub remote_version: String,
-    /// Config files uploaded or already there.
-    pub configs: PushReport,
 }
 
 /// The SSH transport to the profile's host.
@@ -124,59 +112,8 @@ impl Cluster {
         self.remote.host().to_string()
     }
 
-    /// Puts what jobs need on the cluster: the `binary` (built here for the same platform) at
-    /// the profile's `binary` path, the `configs/` tree under `work_dir`, and `runs/`, `logs/`
-    /// and `jobs/` folders; then runs `autoresearch --version` there to prove it starts.
-    pub fn setup(&mut self, binary: &Path) -> Result<SetupReport> {
-        let host = self.host();
-        let platform = self
-            .remote
-            .exec("uname -sm")?
-            .checked(&host, "uname -sm")?
-            .stdout
-            .trim()
-            .to_string();
-        let here = format!("{} {}", std::env::consts::OS, std::env::consts::ARCH);
-        let matches = platform.to_lowercase().starts_with(std::env::consts::OS)
-            && platform.ends_with(std::env::consts::ARCH);
-        if !matches {
-            return Err(Error::Cluster {
-                host,
-                message: format!(
-                    "the login host is `{platform}`, this binary is for `{here}`; build on the cluster (`cargo build --release` in a clone there) and set `binary` to it"
-                ),
-            });
-        }
-        let work_dir = self.profile.remote_work_dir()?;
-        self.make_dirs(&work_dir)?;
-        let remote_binary = self.profile.remote_binary()?;
-        let binary_uploaded = sync::push_file(self.remote.as_mut(), binary, &remote_binary, 0o755)?;
-        let configs = sync::push(
-            self.remote.as_mut(),
-            self.workspace.configs.root(),
-            &format!("{work_dir}/configs"),
-        )?;
-        let out = self
-            .remote
-            .exec(&format!("{} --version", shell_quote(&remote_binary)))?;
-        if out.status != 0 {
-            return Err(Error::Cluster {
-                host,
-                message: format!(
-                    "the uploaded binary does not start there ({}): often an older C library on the cluster; build it there with `cargo build --release` and set `binary`",
-                    [out.stderr.trim(), out.stdout.trim()].join(" ").trim()
-                ),
-            });
-        }
-        Ok(SetupReport {
-            platform,
-            binary_uploaded,
-            remote_version: out.stdout.trim().to_string(),
-            configs,
-        })
-    }
-
-    fn make_dirs(&mut self, work_dir: &str) -> Result<()> {
+    /// Creates `runs/`, `logs/` and `jobs/` under `work_dir` on the cluster.
+    pub(super) fn make_dirs(&mut self, work_dir: &str) -> Result<()> {
         let host = self.host();
         let dirs: Vec<String> = ["runs", "logs", "jobs"]
             .iter()
@@ -209,11 +146,15 @@ impl Cluster {
             mem_gb: resources.mem_gb,
             gpus: resources.gpus,
             per_run,
+            per_run_source: resources.per_run_source.clone(),
             commands: points.iter().map(|(c, _, _)| c.clone()).collect(),
             array,
         };
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f").to_string();
         let script = JobScript::render_tagged(&self.profile, &request, Some(&stamp))?;
+        if request.gpus > 0 {
+            gpu::require_cuda_build(self.remote.as_mut(), &self.profile.remote_binary()?)?;
+        }
         let work_dir = self.profile.remote_work_dir()?;
         self.make_dirs(&work_dir)?;
         let script_path = format!("{work_dir}/jobs/{}-{stamp}.sh", request.name);
@@ -433,15 +374,9 @@ impl Executor for Cluster {
     }
 
     fn submit(&mut self, sweep: &Sweep) -> Result<Vec<String>> {
-        let points = sweep.points(&self.workspace.configs)?;
+        let points = sweep.job_points(&self.workspace.configs)?;
         let binary = self.profile.remote_binary()?;
-        let resources = Resources {
-            name: sweep.job_name(),
-            cpus: sweep.cpus,
-            mem_gb: sweep.mem_gb,
-            gpus: sweep.gpus,
-            per_run: sweep.per_run.to_string(),
-        };
+        let resources = sweep.resources(&self.profile)?;
         let points = points
             .into_iter()
             .map(|p| (p.command(&binary), p.label(), p.run_dir))

@@ -145,6 +145,9 @@ pub struct Resources {
     pub gpus: u32,
     /// Estimated time of one run, `HH:MM:SS`.
     pub per_run: String,
+    /// Where `per_run` came from when measured (`200 epochs x 20 s (median epoch of ...)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_run_source: Option<String>,
 }
 
 impl LedgerJob {

@@ -32,6 +32,33 @@ pub struct QueueLimits {
     /// Most GPUs a job may request (0: a CPU queue).
     #[serde(default)]
     pub max_gpus: u32,
+    /// CPU cores per GPU requested when a GPU job does not say (`--gpus` without `--cpus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_gpu: Option<u32>,
+    /// Memory per GPU in GB requested when a GPU job does not say (`--gpus` without `--mem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_gb_per_gpu: Option<u32>,
+}
+
+/// CPU cores of a job that does not say, where the queue has no per-GPU default.
+pub const DEFAULT_CPUS: u32 = 1;
+
+/// Memory in GB of a job that does not say, where the queue has no per-GPU default.
+pub const DEFAULT_MEM_GB: u32 = 4;
+
+impl QueueLimits {
+    /// The cores and memory (GB) of a job with `gpus` GPUs that names neither: the queue's
+    /// per-GPU defaults times `gpus`, else [`DEFAULT_CPUS`] and [`DEFAULT_MEM_GB`].
+    pub fn default_resources(&self, gpus: u32) -> (u32, u32) {
+        let per_gpu = |value: Option<u32>, fallback: u32| match value {
+            Some(v) if gpus > 0 => v.saturating_mul(gpus),
+            _ => fallback,
+        };
+        (
+            per_gpu(self.cpus_per_gpu, DEFAULT_CPUS),
+            per_gpu(self.mem_gb_per_gpu, DEFAULT_MEM_GB),
+        )
+    }
 }
 
 /// A cluster as the repository describes it, with the user's values merged in.
@@ -183,6 +210,15 @@ impl ClusterProfile {
             .map(|d| d.join("autoresearch").join("clusters.yaml"))
     }
 
+    /// The queues that take GPU jobs (`max_gpus` above 0), by name.
+    pub fn gpu_queues(&self) -> Vec<&str> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| q.max_gpus > 0)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
     /// The limits of `queue`, or an error listing the queues there are.
     pub fn queue(&self, queue: &str) -> Result<&QueueLimits> {
         self.queues
@@ -242,7 +278,47 @@ impl ClusterProfile {
                 ));
             }
         }
+        self.check_gpu_defaults()?;
         self.queue(&self.default_queue).map(|_| ())
+    }
+
+    /// Per-GPU defaults only on GPU queues, above 0, and within `max_cpus` at `max_gpus`.
+    fn check_gpu_defaults(&self) -> Result<()> {
+        for (name, q) in &self.queues {
+            let bad = |key: &str, message: String| {
+                Err(Error::invalid(
+                    format!("cluster {}: queues.{name}.{key}", self.name),
+                    message,
+                ))
+            };
+            for (key, value) in [
+                ("cpus_per_gpu", q.cpus_per_gpu),
+                ("mem_gb_per_gpu", q.mem_gb_per_gpu),
+            ] {
+                match value {
+                    Some(_) if q.max_gpus == 0 => {
+                        return bad(
+                            key,
+                            "a per-GPU default on a queue without GPUs (max_gpus: 0)".into(),
+                        )
+                    }
+                    Some(0) => return bad(key, "0; use 1 or more".into()),
+                    _ => {}
+                }
+            }
+            if let Some(c) = q.cpus_per_gpu {
+                if c.saturating_mul(q.max_gpus) > q.max_cpus {
+                    return bad(
+                        "cpus_per_gpu",
+                        format!(
+                            "{c} per GPU x {} GPUs is more than max_cpus ({})",
+                            q.max_gpus, q.max_cpus
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -281,6 +357,48 @@ mod tests {
             err.contains("chpc_lengau") && err.contains("slurm"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn gpu_queues_default_cores_and_memory_per_gpu() -> crate::Result<()> {
+        let p = ClusterProfile::load(&repo_configs(), "chpc_lengau", None)?;
+        assert_eq!(p.queue("gpu_1")?.default_resources(1), (4, 8));
+        assert_eq!(p.queue("gpu_4")?.default_resources(4), (16, 32));
+        assert_eq!(
+            p.queue("gpu_1")?.default_resources(0),
+            (1, 4),
+            "no GPU asked"
+        );
+        assert_eq!(p.queue("serial")?.default_resources(0), (1, 4));
+        assert_eq!(
+            p.gpu_queues(),
+            ["gpu_1", "gpu_2", "gpu_3", "gpu_4", "gpu_long"]
+        );
+        for (name, q) in &p.queues {
+            if let Some(c) = q.cpus_per_gpu {
+                assert!(c * q.max_gpus <= q.max_cpus, "{name}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_per_gpu_default_that_cannot_hold_is_an_error_naming_it() -> crate::Result<()> {
+        let tmp = tempfile::tempdir().map_err(Error::io("tempdir", "."))?;
+        let user = tmp.path().join("clusters.yaml");
+        for (queue, value, said) in [
+            ("serial", "cpus_per_gpu: 2", "queues.serial.cpus_per_gpu"),
+            ("gpu_1", "cpus_per_gpu: 11", "more than max_cpus (10)"),
+            ("gpu_2", "mem_gb_per_gpu: 0", "queues.gpu_2.mem_gb_per_gpu"),
+        ] {
+            let text = format!("chpc_lengau:\n  queues:\n    {queue}: {{{value}}}\n");
+            std::fs::write(&user, text).map_err(Error::io("writing", &user))?;
+            let err = ClusterProfile::load(&repo_configs(), "chpc_lengau", Some(&user))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(said), "{err}");
+        }
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! Job scripts rendered from `templates/pbs.sh.j2` and `templates/slurm.sh.j2`: resources,
-//! walltime by the sizing rule, logs, `set -euo pipefail`, and the `autoresearch train`
-//! commands, one per array task when the scheduler runs them as a job array.
+//! walltime by the sizing rule, logs, `set -euo pipefail`, a GPU job's check that its binary is
+//! a CUDA build, and the `autoresearch train` commands, one per array task when the scheduler
+//! runs them as a job array.
 
 use serde::Serialize;
 
-use super::profile::{ClusterProfile, Scheduler};
+use super::profile::{ClusterProfile, QueueLimits, Scheduler};
 use super::walltime::{size_walltime, Walltime, MARGIN};
 use crate::error::{Error, Result};
 
@@ -23,6 +24,9 @@ pub struct JobRequest {
     pub gpus: u32,
     /// Estimated time of one run (seed).
     pub per_run: Walltime,
+    /// Where `per_run` came from when measured (`200 epochs x 20 s (median epoch of ...)`),
+    /// written in the script; `None` for an estimate given by hand.
+    pub per_run_source: Option<String>,
     /// One shell command per run (sweep point), e.g. `autoresearch train experiment=x seed=0`.
     pub commands: Vec<String>,
     /// Run the commands as a job array, one task each (else one after another in one job).
@@ -55,6 +59,8 @@ struct Context<'a> {
     gpus: u32,
     walltime: String,
     sizing: String,
+    /// How a measured estimate sized the walltime (the script's `# walltime:` line).
+    measured: Option<String>,
     array: bool,
     commands: Vec<String>,
     modules: &'a [String],
@@ -68,6 +74,8 @@ struct Context<'a> {
     gres: Option<String>,
     email: Option<&'a str>,
     version: &'static str,
+    /// Lines that stop a GPU job whose binary is not a CUDA build.
+    guard: Option<String>,
 }
 
 /// `text` as one shell word: as it is when it holds only characters the shell takes
@@ -82,6 +90,82 @@ pub fn shell_quote(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
+}
+
+impl JobRequest {
+    /// Refuses what `queue` of `profile` (with `limits`) cannot run: cores or GPUs beyond its
+    /// limits, no command, a name PBS rejects.
+    fn check(&self, profile: &ClusterProfile, queue: &str, limits: &QueueLimits) -> Result<()> {
+        let bad = |what: &str, asked: u32, max: u32, hint: String| {
+            Error::invalid(
+                what,
+                format!(
+                    "{asked} requested, queue `{queue}` of {} allows at most {max}{hint}",
+                    profile.name
+                ),
+            )
+        };
+        if self.cpus == 0 || self.cpus > limits.max_cpus {
+            return Err(bad("cpus", self.cpus, limits.max_cpus, String::new()));
+        }
+        if self.gpus > limits.max_gpus {
+            let hint = format!(" (GPU queues: {})", profile.gpu_queues().join(", "));
+            return Err(bad("gpus", self.gpus, limits.max_gpus, hint));
+        }
+        if self.commands.is_empty() {
+            return Err(Error::invalid(
+                "commands",
+                "a job needs at least one command",
+            ));
+        }
+        let starts_with_letter = self
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
+        if !starts_with_letter
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "`{}`: start with a letter, then letters, digits, `_`, `-` and `.` (PBS's rule)",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `# walltime:` line of a request whose per-run time was measured: runs per job x the
+/// measured estimate x the margin, and the cap of the queue where it applies.
+fn measured_line(
+    request: &JobRequest,
+    runs_per_job: usize,
+    walltime: Walltime,
+    limits: &QueueLimits,
+    array: bool,
+) -> Option<String> {
+    let source = request.per_run_source.as_ref()?.replace(['\n', '\r'], " ");
+    let runs = match (runs_per_job, array) {
+        (_, true) => "1 run per array task".to_string(),
+        (1, false) => "1 run".to_string(),
+        (n, false) => format!("{n} runs"),
+    };
+    let uncapped = size_walltime(runs_per_job, request.per_run, Walltime(u64::MAX), "").ok()?;
+    let capped = if walltime < uncapped {
+        format!(
+            " (capped at the queue maximum {}; runs resume from their checkpoints in a resubmitted job)",
+            limits.max_walltime
+        )
+    } else {
+        String::new()
+    };
+    Some(format!("{runs} x {source} x {MARGIN} = {walltime}{capped}"))
 }
 
 impl JobScript {
@@ -99,46 +183,7 @@ impl JobScript {
     ) -> Result<JobScript> {
         let queue = request.queue.as_deref().unwrap_or(&profile.default_queue);
         let limits = profile.queue(queue)?;
-        let bad = |what: &str, asked: u32, max: u32| {
-            Error::invalid(
-                what,
-                format!(
-                    "{asked} requested, queue `{queue}` of {} allows at most {max}",
-                    profile.name
-                ),
-            )
-        };
-        if request.cpus == 0 || request.cpus > limits.max_cpus {
-            return Err(bad("cpus", request.cpus, limits.max_cpus));
-        }
-        if request.gpus > limits.max_gpus {
-            return Err(bad("gpus", request.gpus, limits.max_gpus));
-        }
-        if request.commands.is_empty() {
-            return Err(Error::invalid(
-                "commands",
-                "a job needs at least one command",
-            ));
-        }
-        let starts_with_letter = request
-            .name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic());
-        if !starts_with_letter
-            || !request
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            return Err(Error::invalid(
-                "name",
-                format!(
-                    "`{}`: start with a letter, then letters, digits, `_`, `-` and `.` (PBS's rule)",
-                    request.name
-                ),
-            ));
-        }
+        request.check(profile, queue, limits)?;
         // PBS Pro needs at least two indices in `-J`
         let array = request.array && request.commands.len() > 1;
         let runs_per_job = if array { 1 } else { request.commands.len() };
@@ -168,6 +213,7 @@ impl JobScript {
                 "{runs_per_job} x {} x {MARGIN}, queue max {}",
                 request.per_run, limits.max_walltime
             ),
+            measured: measured_line(request, runs_per_job, walltime, limits, array),
             array,
             commands: request.commands.iter().map(|c| shell_quote(c)).collect(),
             modules: &profile.modules,
@@ -184,6 +230,10 @@ impl JobScript {
             gres,
             email: profile.email.as_deref(),
             version: env!("CARGO_PKG_VERSION"),
+            guard: match request.gpus {
+                0 => None,
+                _ => Some(super::gpu::guard(&profile.remote_binary()?)),
+            },
         };
         let template = match profile.scheduler {
             Scheduler::Pbs => "pbs.sh.j2",

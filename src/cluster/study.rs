@@ -54,6 +54,7 @@ impl Cluster {
             mem_gb: job.mem_gb,
             gpus: 0,
             per_run: job.walltime.to_string(),
+            per_run_source: None,
         };
         let points = (0..job.workers)
             .map(|i| {

@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+use super::estimate::{EpochTime, PerRunEstimate};
+use super::ledger::Resources;
+use super::profile::ClusterProfile;
 use super::script::{shell_quote, JobRequest};
 use super::walltime::Walltime;
 use crate::config::ConfigStore;
@@ -20,11 +23,14 @@ pub struct Sweep {
     pub overrides: Vec<String>,
     /// Estimated time of one run.
     pub per_run: Walltime,
-    /// CPU cores per run.
-    pub cpus: u32,
-    /// Memory per run in GB.
-    pub mem_gb: u32,
-    /// GPUs per run.
+    /// Where [`Sweep::per_run`] came from when measured ([`Sweep::size_from_epoch_time`]);
+    /// `None` for an estimate given by hand.
+    pub per_run_source: Option<String>,
+    /// CPU cores per run (`None`: the queue's per-GPU default for a GPU job, else 1).
+    pub cpus: Option<u32>,
+    /// Memory per run in GB (`None`: the queue's per-GPU default for a GPU job, else 4).
+    pub mem_gb: Option<u32>,
+    /// GPUs per run; on a scheduler, runs of a sweep with GPUs train on `device=cuda`.
     pub gpus: u32,
     /// Queue or partition (`None`: the profile's default).
     pub queue: Option<String>,
@@ -35,8 +41,8 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// A sweep of `experiment` with `overrides`: 1 CPU, 4 GB, no GPU, 1 hour per run, as an
-    /// array.
+    /// A sweep of `experiment` with `overrides`: the queue's default cores and memory, no GPU,
+    /// 1 hour per run, as an array.
     pub fn new<I, S>(experiment: &str, overrides: I) -> Sweep
     where
         I: IntoIterator<Item = S>,
@@ -49,8 +55,9 @@ impl Sweep {
                 .map(|s| s.as_ref().to_string())
                 .collect(),
             per_run: Walltime::hms(1, 0, 0),
-            cpus: 1,
-            mem_gb: 4,
+            per_run_source: None,
+            cpus: None,
+            mem_gb: None,
             gpus: 0,
             queue: None,
             name: None,
@@ -66,23 +73,79 @@ impl Sweep {
             .unwrap_or_else(|| self.experiment.chars().take(64).collect())
     }
 
-    /// The job request running every point with `binary` (one array task each when
-    /// [`Sweep::array`]).
-    pub fn job_request(&self, binary: &str, store: &ConfigStore) -> Result<JobRequest> {
-        Ok(JobRequest {
+    /// What each job of the sweep asks `profile`'s scheduler for: cores and memory as given,
+    /// else the queue's defaults ([`crate::cluster::QueueLimits::default_resources`]).
+    pub fn resources(&self, profile: &ClusterProfile) -> Result<Resources> {
+        let queue = self.queue.as_deref().unwrap_or(&profile.default_queue);
+        let (cpus, mem_gb) = profile.queue(queue)?.default_resources(self.gpus);
+        Ok(Resources {
             name: self.job_name(),
-            queue: self.queue.clone(),
-            cpus: self.cpus,
-            mem_gb: self.mem_gb,
+            cpus: self.cpus.unwrap_or(cpus),
+            mem_gb: self.mem_gb.unwrap_or(mem_gb),
             gpus: self.gpus,
+            per_run: self.per_run.to_string(),
+            per_run_source: self.per_run_source.clone(),
+        })
+    }
+
+    /// The points a scheduler job runs: [`Sweep::points`], with `device=cuda` when the job
+    /// holds GPUs and a contradicting device refused ([`super::gpu::device_overrides`]).
+    pub fn job_points(&self, store: &ConfigStore) -> Result<Vec<SweepPoint>> {
+        let overrides =
+            super::gpu::device_overrides(store, &self.experiment, &self.overrides, self.gpus)?;
+        Sweep {
+            overrides,
+            ..self.clone()
+        }
+        .points(store)
+    }
+
+    /// The job request running every point with `profile`'s binary on its scheduler (one
+    /// array task each when [`Sweep::array`]).
+    pub fn job_request(&self, profile: &ClusterProfile, store: &ConfigStore) -> Result<JobRequest> {
+        let binary = profile.remote_binary()?;
+        let resources = self.resources(profile)?;
+        Ok(JobRequest {
+            name: resources.name,
+            queue: self.queue.clone(),
+            cpus: resources.cpus,
+            mem_gb: resources.mem_gb,
+            gpus: resources.gpus,
             per_run: self.per_run,
+            per_run_source: self.per_run_source.clone(),
             commands: self
-                .points(store)?
+                .job_points(store)?
                 .iter()
-                .map(|p| p.command(binary))
+                .map(|p| p.command(&binary))
                 .collect(),
             array: self.array,
         })
+    }
+
+    /// Sets [`Sweep::per_run`] from the run measured in `run_dir`: its median epoch time x the
+    /// epochs of the sweep's runs (the largest where points differ), refused when that run
+    /// trained on another kind of device than this sweep's jobs ([`EpochTime::check_device`]).
+    pub fn size_from_epoch_time(
+        &mut self,
+        store: &ConfigStore,
+        run_dir: &Path,
+    ) -> Result<PerRunEstimate> {
+        let measured = EpochTime::measure(run_dir)?;
+        measured.check_device(self.gpus)?;
+        let epochs = Experiment::points_in(store, &self.experiment, &self.overrides)?
+            .iter()
+            .map(|(_, exp)| exp.config().epochs)
+            .max()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "sweep",
+                    format!("experiment `{}` expands to no run", self.experiment),
+                )
+            })?;
+        let estimate = measured.for_epochs(epochs);
+        self.per_run = estimate.per_run();
+        self.per_run_source = Some(estimate.source());
+        Ok(estimate)
     }
 
     /// Expands the sweep against the configs in `store` (every point is composed, so a bad
@@ -179,6 +242,44 @@ mod tests {
         assert!(bad.is_err());
         let unknown = Sweep::new("mnist_ffnn_adam", ["optimizer.lrr=1"]).points(&store);
         assert!(unknown.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_measured_epoch_time_sizes_the_longest_point() -> Result<()> {
+        let store = ConfigStore::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"))?;
+        let tmp = tempfile::tempdir().map_err(Error::io("creating", "a temporary directory"))?;
+        let run = crate::RunDir::at(tmp.path());
+        let rows: Vec<crate::rundir::EpochRecord> = [12.0, 10.0, 9.0]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| crate::rundir::EpochRecord {
+                epoch: i + 1,
+                train_loss: 1.0,
+                train: Vec::new(),
+                val_loss: 1.0,
+                val: Vec::new(),
+                lr: 1e-3,
+                epoch_time_s: *t,
+                extra: Vec::new(),
+            })
+            .collect();
+        run.write_history(&rows)?;
+        let mut sweep = Sweep::new("mnist_ffnn_adam", ["seed=0", "epochs=2,5"]);
+        let estimate = sweep.size_from_epoch_time(&store, tmp.path())?;
+        assert_eq!(estimate.epochs, 5, "the longest point");
+        assert_eq!(sweep.per_run, Walltime(50), "5 epochs x the 10 s median");
+        let source = sweep.per_run_source.clone().unwrap_or_default();
+        assert!(
+            source.starts_with("5 epochs x 10 s (median epoch of "),
+            "{source}"
+        );
+        assert_eq!(
+            sweep
+                .resources(&ClusterProfile::load(store.root(), "slurm", None)?)?
+                .per_run_source,
+            Some(source)
+        );
         Ok(())
     }
 }

@@ -16,6 +16,8 @@ pub enum DataConfig {
     Mnist(ImageDataConfig),
     /// Zalando's Fashion-MNIST (same format and shapes as MNIST).
     FashionMnist(ImageDataConfig),
+    /// CIFAR-10 (binary version): 50k training and 10k test 32x32 colour images, 10 classes.
+    Cifar10(CifarDataConfig),
     /// Delayed XOR: `y_t` is the parity of the input bits at lags `d, 2d, ..., 2^order·d`.
     DelayedXor(BitTaskConfig),
     /// Copy: `y_t = x_{t-d}`.
@@ -32,6 +34,7 @@ impl DataConfig {
         match self {
             DataConfig::Mnist(_) => "mnist",
             DataConfig::FashionMnist(_) => "fashion_mnist",
+            DataConfig::Cifar10(_) => "cifar10",
             DataConfig::DelayedXor(_) => "delayed_xor",
             DataConfig::Copy(_) => "copy",
             DataConfig::Parity(_) => "parity",
@@ -58,11 +61,17 @@ impl DataConfig {
 
     /// The configured data directory (image kinds; generated data has none).
     pub fn root(&self) -> Option<&Path> {
-        self.images().and_then(|(_, c)| c.root.as_deref())
+        match self {
+            DataConfig::Cifar10(c) => c.root.as_deref(),
+            _ => self.images().and_then(|(_, c)| c.root.as_deref()),
+        }
     }
 
     /// Forgets the data directory (a relocation key, not part of a run's identity).
     pub fn clear_root(&mut self) {
+        if let DataConfig::Cifar10(c) = self {
+            c.root = None;
+        }
         if let Some(c) = self.images_mut() {
             c.root = None;
         }
@@ -130,6 +139,105 @@ pub enum Normalize {
     None,
     /// `(x - mean) / std`.
     Standardize { mean: f64, std: f64 },
+}
+
+/// How CIFAR-10 is found, split, scaled and (for training only) augmented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CifarDataConfig {
+    /// Directory holding `data_batch_1.bin` .. `data_batch_5.bin` and `test_batch.bin` (or
+    /// their folder `cifar-10-batches-bin/`); searched first, never silently replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// Fraction of the 50k training images held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Seed of the validation split; defaults to the run seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
+    /// Use only the first N training images (before the split), for quick runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Use only the first N test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    /// Per-channel standardisation after `x / 255`, applied to every view.
+    #[serde(default)]
+    pub normalize: ChannelNormalize,
+    /// Random transforms of training images, applied in order before normalisation; the
+    /// validation and test views are never augmented.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub augment: Vec<Augment>,
+    /// Check every file against the official MD5 (off only for copies you made yourself).
+    #[serde(default = "default_true")]
+    pub verify_checksums: bool,
+    /// Base URLs tried, in order, for `cifar-10-binary.tar.gz` when the files are found nowhere
+    /// locally (default: the dataset authors' page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `(x / 255 - mean[c]) / std[c]` per colour channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelNormalize {
+    /// Mean per channel (R, G, B).
+    pub mean: Vec<f64>,
+    /// Standard deviation per channel (R, G, B).
+    pub std: Vec<f64>,
+}
+
+impl Default for ChannelNormalize {
+    /// The CIFAR-10 training set's statistics as the reference uses them.
+    fn default() -> Self {
+        ChannelNormalize {
+            mean: vec![0.4914, 0.4822, 0.4465],
+            std: vec![0.2470, 0.2435, 0.2616],
+        }
+    }
+}
+
+/// One random transform of a training image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Augment {
+    /// Mirror left-right with probability `p` (torchvision's `RandomHorizontalFlip`).
+    HorizontalFlip {
+        /// Probability of a flip.
+        #[serde(default = "default_flip_p")]
+        p: f64,
+    },
+    /// Pad every side by `padding`, then cut a `size x size` window at a uniform offset in
+    /// `0..=H + 2·padding - size` on each axis (torchvision's `RandomCrop`).
+    RandomCrop {
+        /// Side of the crop.
+        size: usize,
+        /// Pixels added on every side.
+        #[serde(default)]
+        padding: usize,
+        /// How the padding is filled.
+        #[serde(default)]
+        padding_mode: PaddingMode,
+    },
+}
+
+fn default_flip_p() -> f64 {
+    0.5
+}
+
+/// How crop padding is filled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingMode {
+    /// Mirror about the edge pixel, which is not repeated (torch's `reflect`: `c b | a b c`).
+    #[default]
+    Reflect,
+    /// Zeros (black before normalisation).
+    Zeros,
 }
 
 /// Generated bit-sequence tasks (`delayed_xor`, `copy`, `parity`): input bits `x_t ∈ {0, A}`,

@@ -41,6 +41,8 @@ pub enum ModelConfig {
     /// A predictive-coding network trained by relaxation and its energy (PC-FFNN, PC-CNN,
     /// PC-EncDec).
     Pc(super::PcConfig),
+    /// A residual network with batch norm (ResNet-18, CIFAR stem).
+    Resnet(super::ResnetConfig),
     /// A network defined outside this crate, built by the function given to
     /// `train::train_with` (e.g. from a notebook cell).
     Custom(CustomModelConfig),
@@ -75,6 +77,7 @@ impl ModelConfig {
             ModelConfig::Bpu(_) => "bpu",
             ModelConfig::Grid(_) => "grid",
             ModelConfig::Pc(_) => "pc",
+            ModelConfig::Resnet(_) => "resnet",
             ModelConfig::Custom(_) => "custom",
         }
     }
@@ -102,6 +105,7 @@ impl ModelConfig {
             | ModelConfig::Bpu(_)
             | ModelConfig::Grid(_)
             | ModelConfig::Pc(_)
+            | ModelConfig::Resnet(_)
             | ModelConfig::Custom(_) => None,
             ModelConfig::SnnFfnn(c) => Some(&c.encoder),
             ModelConfig::SnnCnn(c) => Some(&c.encoder),

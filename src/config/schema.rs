@@ -196,6 +196,24 @@ impl OptimizerConfig {
     }
 }
 
+/// How often a schedule changes the learning rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleInterval {
+    /// Every optimizer step.
+    #[default]
+    Step,
+    /// Once per epoch, at its start.
+    Epoch,
+}
+
+impl ScheduleInterval {
+    /// Whether this is the default, per-step interval.
+    pub fn is_step(&self) -> bool {
+        *self == ScheduleInterval::Step
+    }
+}
+
 /// Learning-rate schedule, evaluated per optimizer step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -203,12 +221,17 @@ pub enum SchedulerConfig {
     /// The optimizer's learning rate throughout.
     #[default]
     Constant,
-    /// Linear warm-up, then cosine decay to `min_lr` at the last step.
+    /// Linear warm-up, then cosine decay to `min_lr` at the end of training.
     Cosine {
         #[serde(default)]
         min_lr: f64,
         #[serde(default)]
         warmup_epochs: f64,
+        /// `step` (default): a new rate every optimizer step; `epoch`: one rate per epoch,
+        /// `min_lr + (lr - min_lr)·(1 + cos(π·e / epochs))/2` for 0-based epoch `e`
+        /// (PyTorch's `CosineAnnealingLR(T_max = epochs)` stepped per epoch).
+        #[serde(default, skip_serializing_if = "ScheduleInterval::is_step")]
+        interval: ScheduleInterval,
     },
     /// Multiply by `gamma` every `step_size` epochs.
     Step { step_size: usize, gamma: f64 },

@@ -43,8 +43,13 @@ fn run_keys(cfg: &ExperimentConfig) -> Result<()> {
     match cfg.validation {
         super::Validation::TestSample { size } => at_least_one("validation.size", size)?,
         super::Validation::Split => {
-            if let DataConfig::Mnist(c) | DataConfig::FashionMnist(c) = &cfg.data {
-                if c.val_fraction == 0.0 {
+            let val_fraction = match &cfg.data {
+                DataConfig::Mnist(c) | DataConfig::FashionMnist(c) => Some(c.val_fraction),
+                DataConfig::Cifar10(c) => Some(c.val_fraction),
+                _ => None,
+            };
+            if let Some(val_fraction) = val_fraction {
+                if val_fraction == 0.0 {
                     return Err(Error::invalid(
                         "data.val_fraction",
                         "0 leaves no validation split, and the best checkpoint is chosen on validation data; use a share in (0, 1), or `validation: {kind: test_sample, size: N}` (grid-neurons' protocol)",
@@ -140,6 +145,7 @@ fn scheduler(s: &SchedulerConfig) -> Result<()> {
         SchedulerConfig::Cosine {
             min_lr,
             warmup_epochs,
+            ..
         } => {
             non_negative("scheduler.min_lr", *min_lr)?;
             non_negative("scheduler.warmup_epochs", *warmup_epochs)
@@ -181,6 +187,7 @@ fn data(d: &DataConfig) -> Result<()> {
             }
             Ok(())
         }
+        DataConfig::Cifar10(c) => crate::data::cifar::check(c),
         DataConfig::DelayedXor(c) | DataConfig::Copy(c) | DataConfig::Parity(c) => {
             crate::data::bits::BitTask::new(d.kind(), c).map(|_| ())
         }

@@ -73,6 +73,7 @@ pub fn values(model: &ModelConfig) -> Result<()> {
         }
         ModelConfig::Grid(c) => grid(c),
         ModelConfig::Pc(c) => pc(c),
+        ModelConfig::Resnet(c) => resnet(c),
         ModelConfig::MeanPredictor(_) | ModelConfig::Custom(_) => Ok(()),
     }
 }
@@ -326,4 +327,30 @@ fn neuron(key: &str, c: &NeuronConfig) -> Result<()> {
 fn slstm(key: &str, c: &SlstmNeuronConfig) -> Result<()> {
     positive(&format!("{key}.threshold"), c.threshold)?;
     surrogate(&format!("{key}.surrogate"), &c.surrogate)
+}
+
+/// The residual network's stages, width and batch norm constants.
+fn resnet(c: &super::ResnetConfig) -> Result<()> {
+    if c.blocks.is_empty() {
+        return Err(Error::invalid(
+            "model.blocks",
+            "empty; list the blocks per stage, e.g. [2, 2, 2, 2] for ResNet-18",
+        ));
+    }
+    widths("model.blocks", &c.blocks)?;
+    at_least_one("model.width", c.width)?;
+    let bn = c.batch_norm;
+    if !(bn.eps > 0.0 && bn.eps.is_finite()) {
+        return Err(Error::invalid(
+            "model.batch_norm.eps",
+            format!("{}: use a small positive number such as 1e-5", bn.eps),
+        ));
+    }
+    if !(0.0..=1.0).contains(&bn.momentum) {
+        return Err(Error::invalid(
+            "model.batch_norm.momentum",
+            format!("{}: use a weight in [0, 1] such as 0.1", bn.momentum),
+        ));
+    }
+    Ok(())
 }

@@ -26,6 +26,13 @@ pub trait Split: Send + Sync {
     /// Images: input `[B, C, H, W]` f32, target `[B]` u32 labels. Sequences (time first):
     /// input `[T, B, S]` f32, target `[T, B, R]` f32.
     fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch>;
+    /// The training view of the samples at `indices`: augmented with randomness drawn from
+    /// `seed` where the split holds an augmentation (only training splits can), else
+    /// [`Split::batch`].
+    fn train_batch(&self, indices: &[usize], device: &Device, seed: u64) -> Result<Batch> {
+        let _ = seed;
+        self.batch(indices, device)
+    }
     /// A hash of sample `i`'s content (input and target), for disjointness checks.
     fn fingerprint(&self, i: usize) -> u64;
 }
@@ -119,6 +126,7 @@ impl std::fmt::Debug for Dataset {
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
     let dataset = match cfg {
         DataConfig::Mnist(_) | DataConfig::FashionMnist(_) => images(cfg, seed)?,
+        DataConfig::Cifar10(c) => super::cifar::dataset(c, seed)?,
         DataConfig::DelayedXor(c) | DataConfig::Copy(c) | DataConfig::Parity(c) => {
             bits::dataset(cfg.kind(), c)?
         }
@@ -135,6 +143,13 @@ pub fn task_for(cfg: &DataConfig) -> Result<(Arc<dyn Task>, InputShape, usize)> 
             Arc::new(Classification { classes: 10 }),
             InputShape::Image([1, 28, 28]),
             10,
+        ),
+        DataConfig::Cifar10(_) => (
+            Arc::new(Classification {
+                classes: super::cifar::CLASSES,
+            }),
+            InputShape::Image(super::cifar::SHAPE),
+            super::cifar::CLASSES,
         ),
         DataConfig::DelayedXor(c) | DataConfig::Copy(c) | DataConfig::Parity(c) => {
             let gen = bits::BitTask::new(cfg.kind(), c)?;

@@ -2,7 +2,9 @@
 //! (input, target) batches): IDX images (MNIST, Fashion-MNIST) located with a checksummed
 //! download, generated bit tasks (`bits`) and path integration (`path_integration`).
 
+pub mod augment;
 pub mod bits;
+pub mod cifar;
 mod dataset;
 pub mod encode;
 pub mod idx;

@@ -7,6 +7,7 @@
 //! [`Model::loss`] (its readout's loss).
 
 mod activation;
+pub mod batch_norm;
 mod bpu;
 #[cfg(test)]
 mod bpu_tests;
@@ -30,6 +31,7 @@ mod probe;
 mod rate_rnn;
 mod readout;
 pub mod recurrent;
+mod resnet;
 mod seq_rnn;
 mod sequence_rnn;
 mod slstm_net;
@@ -53,6 +55,7 @@ pub use ops::Ops;
 pub use pc::{Pc, Relaxation};
 pub use probe::{FiringRates, LayerRate, LayerTrace, NoProbe, Probe, Traces};
 pub use rate_rnn::RateRnn;
+pub use resnet::Resnet;
 pub use seq_rnn::SeqRnn;
 pub use sequence_rnn::SequenceRnn;
 pub use slstm_net::SlstmNet;

@@ -207,6 +207,7 @@ pub fn build(
         ModelConfig::Bpu(c) => Box::new(super::Bpu::new(c, ctx)?),
         ModelConfig::Grid(c) => Box::new(super::Grid::new(c, ctx)?),
         ModelConfig::Pc(c) => Box::new(super::Pc::new(c, ctx)?),
+        ModelConfig::Resnet(c) => Box::new(super::Resnet::new(c, ctx)?),
         ModelConfig::Custom(c) => match custom {
             Some(builder) => builder(cfg, ctx)?,
             None => {

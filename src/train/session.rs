@@ -29,6 +29,32 @@ pub(super) struct Session<'a> {
     pub metrics: Metrics,
 }
 
+/// Training batches gathered ahead of the step that uses them.
+const PREFETCH_BATCHES: usize = 2;
+
+/// The seed of the augmentation of batch `i` of epoch `epoch` (0-based): its own stream,
+/// independent of the encoder's.
+pub(crate) fn augment_seed(seed: u64, epoch: u64, i: usize) -> u64 {
+    batch_seed(seed ^ crate::data::augment::AUGMENT_SALT, epoch, i)
+}
+
+/// Calls `send(i, indices)` for each batch of `order` in turn until it returns `false`, on a
+/// one-thread rayon pool of its own, so a gather that splits work over rayon never waits on
+/// the training pool (whose worker is blocked on the channel).
+fn prefetch(order: &[usize], batch: usize, mut send: impl FnMut(usize, &[usize]) -> bool + Send) {
+    let mut run = move || {
+        for (i, idx) in order.chunks(batch).enumerate() {
+            if !send(i, idx) {
+                break;
+            }
+        }
+    };
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    }
+}
+
 /// The column early stopping watches and its direction.
 struct Watch {
     column: String,
@@ -233,46 +259,61 @@ impl Session<'_> {
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         let mut sums = MetricSums::default();
         let mut lr = cfg.optimizer.lr();
-        for (i, idx) in order.chunks(batch).enumerate() {
-            let step = (state.epoch * steps_per_epoch) + i;
-            lr = schedule::lr_at(
-                &cfg.scheduler,
-                cfg.optimizer.lr(),
-                step,
-                steps_per_epoch,
-                total_steps,
-            );
-            optimizer.set_learning_rate(lr);
-            if let Some(d) = dynamics.as_mut() {
-                d.before_step(step as u64, &*run.net, train, &run.device)?;
-            }
-            let Batch {
-                input: x,
-                target: y,
-            } = train.batch(idx, &run.device)?;
-            let input = run
-                .net
-                .encode(&x, batch_seed(cfg.seed, state.epoch as u64, i))?;
-            let mut out = run.net.train_step(&input, &y, task)?;
-            if let Some(max_norm) = cfg.clip_grad_norm_per_parameter {
-                for param in &run.params {
-                    clip_grad_norm(&mut out.grads, std::slice::from_ref(param), max_norm)?;
+        let device = &run.device;
+        let epoch_index = state.epoch as u64;
+        let produced = std::thread::scope(|scope| -> Result<()> {
+            // batches are gathered (and augmented) one step ahead on a thread of their own
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(PREFETCH_BATCHES);
+            let order = &order;
+            scope.spawn(move || {
+                prefetch(order, batch, |i, idx| {
+                    let seed = augment_seed(cfg.seed, epoch_index, i);
+                    tx.send(train.train_batch(idx, device, seed)).is_ok()
+                })
+            });
+            for (i, idx) in order.chunks(batch).enumerate() {
+                let step = (state.epoch * steps_per_epoch) + i;
+                lr = schedule::lr_at(
+                    &cfg.scheduler,
+                    cfg.optimizer.lr(),
+                    step,
+                    steps_per_epoch,
+                    total_steps,
+                );
+                optimizer.set_learning_rate(lr);
+                if let Some(d) = dynamics.as_mut() {
+                    d.before_step(step as u64, &*run.net, train, &run.device)?;
                 }
+                let Batch {
+                    input: x,
+                    target: y,
+                } = rx.recv().map_err(|_| {
+                    crate::Error::invalid("data", "the batch loader stopped early")
+                })??;
+                let input = run.net.encode(&x, batch_seed(cfg.seed, epoch_index, i))?;
+                let mut out = run.net.train_step(&input, &y, task)?;
+                if let Some(max_norm) = cfg.clip_grad_norm_per_parameter {
+                    for param in &run.params {
+                        clip_grad_norm(&mut out.grads, std::slice::from_ref(param), max_norm)?;
+                    }
+                }
+                if let Some(max_norm) = cfg.clip_grad_norm {
+                    clip_grad_norm(&mut out.grads, &run.params, max_norm)?;
+                }
+                optimizer.step(&out.grads)?;
+                run.net.after_update(&run.params)?;
+                loss_sum += out.loss * idx.len() as f64;
+                task.accumulate(&out.output, &y, &mut sums)?;
+                seen += idx.len();
+                bar.tick(
+                    i + 1,
+                    out.loss,
+                    seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                );
             }
-            if let Some(max_norm) = cfg.clip_grad_norm {
-                clip_grad_norm(&mut out.grads, &run.params, max_norm)?;
-            }
-            optimizer.step(&out.grads)?;
-            run.net.after_update(&run.params)?;
-            loss_sum += out.loss * idx.len() as f64;
-            task.accumulate(&out.output, &y, &mut sums)?;
-            seen += idx.len();
-            bar.tick(
-                i + 1,
-                out.loss,
-                seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
-            );
-        }
+            Ok(())
+        });
+        produced?;
         bar.finish();
         state.optimizer_step += steps_per_epoch as u64;
         let network_columns = run.net.epoch_columns();

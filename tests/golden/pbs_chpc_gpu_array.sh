@@ -14,6 +14,13 @@ set -euo pipefail
 module load chpc/cuda/12.1
 export OMP_NUM_THREADS=10
 cd "/mnt/lustre/users/jdoe/autoresearch"
+# a GPU job: stop unless the binary is a CUDA build (a CPU build would hold the GPU and train on the CPU)
+ar_binary=/mnt/lustre/users/jdoe/autoresearch/bin/autoresearch
+ar_version=$("$ar_binary" --version 2>&1) || true
+if ! grep -q '(cuda[ ]build)' <<< "$ar_version"; then
+  echo "autoresearch: $ar_binary is not a CUDA build that starts on this node (--version: $ar_version); build it with scripts/build-cuda.sh on a node with the CUDA toolkit and list the toolkit's module in the profile's modules" >&2
+  exit 1
+fi
 commands=(
   '/mnt/lustre/users/jdoe/autoresearch/bin/autoresearch train --quiet experiment=mnist_snn_ffnn_rate seed=0 runs_dir=runs'
   '/mnt/lustre/users/jdoe/autoresearch/bin/autoresearch train --quiet experiment=mnist_snn_ffnn_rate seed=1 runs_dir=runs'

@@ -139,7 +139,7 @@ fn monitor(cluster: &mut Cluster, limit: Duration) -> Vec<MonitorReport> {
 fn tiny(overrides: &[&str]) -> Sweep {
     let mut sweep = Sweep::new("mnist_ffnn_adam", overrides.iter().copied());
     sweep.per_run = Walltime::hms(0, 5, 0);
-    sweep.mem_gb = 1;
+    sweep.mem_gb = Some(1);
     sweep
 }
 
@@ -319,10 +319,12 @@ fn assert_resumed_to_the_end(root: &Path, run: &str, epochs: u64) {
 /// checkpoints: one killed by its walltime (1 minute, for a run that needs more), one cancelled
 /// from outside autoresearch (as an administrator or preemption would).
 fn interrupted_jobs_are_resubmitted_and_resume(cluster: &mut Cluster, root: &Path) {
-    let mut long = tiny(&["seed=6", "epochs=60"]);
+    // 150 epochs of about 0.7-1.1 s: more than the limit plus Slurm's kill grace (90 s) even
+    // on an idle machine (60 epochs finished inside the grace there, and nothing was resubmitted)
+    let mut long = tiny(&["seed=6", "epochs=150"]);
     long.per_run = Walltime::hms(0, 0, 50); // x 1.2 = 00:01:00, Slurm's smallest limit
     let timed = cluster.submit(&long).unwrap();
-    let timed_run = "mnist_ffnn_adam/epochs=60/seed_6";
+    let timed_run = "mnist_ffnn_adam/epochs=150/seed_6";
 
     let cancelled = cluster.submit(&tiny(&["seed=7", "epochs=8"])).unwrap();
     let cancelled_run = "mnist_ffnn_adam/epochs=8/seed_7";
@@ -364,7 +366,7 @@ fn interrupted_jobs_are_resubmitted_and_resume(cluster: &mut Cluster, root: &Pat
         state == JobState::Completed || state == JobState::KilledWalltime,
         "{last}: {state:?}"
     );
-    assert_resumed_to_the_end(root, timed_run, 60);
+    assert_resumed_to_the_end(root, timed_run, 150);
 }
 
 /// A job cancelled with `Cluster::cancel` stays cancelled.

@@ -118,7 +118,7 @@ fn wrong_type_names_the_key() {
 fn unknown_group_option_and_experiment_list_the_choices() {
     let e = compose(&["model=transformer"]);
     assert!(
-        matches!(&e, Err(Error::UnknownGroupOption { group, valid, .. }) if group == "model" && valid == "binary_rnn, bpu_celegans, cnn, ffnn, grid, gru, hybrid_gru, hybrid_lstm, hybrid_rnn, lstm, mean_predictor, pc_cnn, pc_cnn_v2, pc_enc_dec, pc_ffnn, rate_rnn, rnn, sequence_gru, slstm, snn_cnn, snn_ffnn, srnn")
+        matches!(&e, Err(Error::UnknownGroupOption { group, valid, .. }) if group == "model" && valid == "binary_rnn, bpu_celegans, cnn, ffnn, grid, gru, hybrid_gru, hybrid_lstm, hybrid_rnn, lstm, mean_predictor, pc_cnn, pc_cnn_v2, pc_enc_dec, pc_ffnn, rate_rnn, resnet18_cifar, rnn, sequence_gru, slstm, snn_cnn, snn_ffnn, srnn")
     );
     let e = Experiment::compose_in(&store(), "nope", [""; 0]);
     assert!(

@@ -3,6 +3,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod analysis;
+mod cifar;
 mod cli;
 mod cluster;
 mod cluster_e2e;

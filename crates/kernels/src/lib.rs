@@ -11,6 +11,7 @@
 
 #[macro_use]
 pub mod dispatch;
+pub mod batch_norm;
 pub mod conv;
 pub mod conv_pool;
 pub mod csr;

@@ -6,6 +6,7 @@
 //! return ordinary tensors, so they compose with candle's autograd. They run on CPU `f32`
 //! tensors only: call [`available`] first.
 
+mod batch_norm;
 mod conv;
 mod conv_lif_pool;
 mod csr;
@@ -19,6 +20,7 @@ mod tanh_rnn;
 mod test_util;
 mod weighted;
 
+pub use batch_norm::{batch_norm_train, channel_affine};
 pub use conv::{conv2d, conv2d_pool};
 pub use conv_lif_pool::{conv_lif_pool, ConvLifPoolOutput, ConvLifPoolSpec};
 pub use csr::{csr_relu, CsrPlan};
