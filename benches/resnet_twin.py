@@ -207,8 +207,9 @@ def check(a, dev):
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise SystemExit(f"weights: missing {missing}, unexpected {unexpected}")
-    model.to(dev).train()
-    x, y = batch["input"].float().to(dev), batch["labels"].long().to(dev)
+    dtype = torch.float64 if a.float64 else torch.float32
+    model.to(dev, dtype).train()
+    x, y = batch["input"].to(dev, dtype), batch["labels"].long().to(dev)
     loss = F.cross_entropy(model(x), y)
     loss.backward()
     return {"loss": loss.item(),

@@ -44,6 +44,7 @@ r.add_argument("--json", default=None, help="also write the result JSON here")
 r.add_argument("--check", action="store_true", help="one train-mode forward+backward of --weights on --batch")
 r.add_argument("--weights", default=None, help="safetensors with torchvision state_dict names")
 r.add_argument("--batch", default=None, help="safetensors with `input` [B,3,32,32] and `labels` [B]")
+r.add_argument("--float64", action="store_true", help="--check in float64: the arbiter of float32 rounding")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 if a.model == "resnet18_cifar":

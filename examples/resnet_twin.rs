@@ -3,11 +3,13 @@
 //!   cargo run --release --example resnet_twin -- export DIR [WIDTH] [cpu|cuda]
 //!   python benches/torch_reference.py --model resnet18_cifar --check --device cpu|cuda \
 //!       --weights DIR/weights.safetensors --batch DIR/batch.safetensors --json DIR/torch.json
+//!   python benches/torch_reference.py ... --float64 --json DIR/torch64.json   # optional arbiter
 //!   cargo run --release --example resnet_twin -- compare DIR
 //! `export` writes our initial parameters and running statistics (torchvision's names), a
 //! batch of 32 random images and labels, and our training-mode loss, gradient norms and
 //! running means after the step; `compare` prints the largest relative differences and fails
-//! above 1e-3.
+//! above 1e-3, except for a parameter whose difference is float32 rounding: ours no farther from
+//! torch's float64 than torch's float32 is at its worst, when `torch64.json` is there.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -89,18 +91,54 @@ fn compare(dir: &Path) -> Res<()> {
         )?)?)
     };
     let (ours, torch) = (read("ours.json")?, read("torch.json")?);
+    // torch in float64 on the same weights and batch, when present: a parameter whose norms
+    // differ by more than 1e-3 passes if ours is no farther from float64 than torch's float32
+    // is at its worst (both float32 codes round; cancelling sums make some norms sensitive)
+    let exact = if dir.join("torch64.json").is_file() {
+        Some(read("torch64.json")?)
+    } else {
+        None
+    };
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-6);
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let loss = rel(num(&ours["loss"]), num(&torch["loss"]));
-    let mut worst_grad = (0.0f64, String::new());
     let theirs = torch["grad_norms"]
         .as_object()
         .ok_or("torch.json has no grad_norms")?;
+    let worst_to = |v: &serde_json::Value, x: &serde_json::Value| {
+        theirs
+            .keys()
+            .map(|n| rel(num(&v["grad_norms"][n]), num(&x["grad_norms"][n])))
+            .fold(0.0f64, f64::max)
+    };
+    let torch_rounding = exact.as_ref().map(|x| worst_to(&torch, x));
+    let (mut worst_grad, mut unexplained) = ((0.0f64, String::new()), Vec::new());
+    let (mut total_ours, mut total_torch) = (0.0, 0.0);
     for (name, t) in theirs {
-        let e = rel(num(&ours["grad_norms"][name]), num(t));
+        let (a, b) = (num(&ours["grad_norms"][name]), num(t));
+        (total_ours, total_torch) = (total_ours + a * a, total_torch + b * b);
+        let e = rel(a, b);
         if !(e <= worst_grad.0) {
             worst_grad = (e, name.clone());
         }
+        let within = e <= 1e-3
+            || exact
+                .as_ref()
+                .zip(torch_rounding)
+                .is_some_and(|(x, worst)| rel(a, num(&x["grad_norms"][name])) <= worst);
+        if !within {
+            unexplained.push(format!("{name} ({e:.2e})"));
+        }
+    }
+    let total = rel(total_ours.sqrt(), total_torch.sqrt());
+    if let Some(x) = &exact {
+        println!(
+            "against torch float64: loss ours {:.2e} torch {:.2e}; worst gradient norm ours {:.2e} torch float32 {:.2e}",
+            rel(num(&ours["loss"]), num(&x["loss"])),
+            rel(num(&torch["loss"]), num(&x["loss"])),
+            worst_to(&ours, x),
+            worst_to(&torch, x)
+        );
     }
     let mut worst_mean = (0.0f64, String::new());
     let scale = 1e-3;
@@ -122,11 +160,15 @@ fn compare(dir: &Path) -> Res<()> {
         }
     }
     println!(
-        "loss: ours {} torch {} (relative {loss:.2e}); gradient norms of {} parameters: worst relative {:.2e} ({}); running means: worst {:.2e} ({})",
+        "loss: ours {} torch {} (relative {loss:.2e}); whole gradient norm: relative {total:.2e}; gradient norms of {} parameters: worst relative {:.2e} ({}); running means: worst {:.2e} ({})",
         ours["loss"], torch["loss"], theirs.len(), worst_grad.0, worst_grad.1, worst_mean.0, worst_mean.1
     );
-    if !(loss <= 1e-3 && worst_grad.0 <= 1e-3 && worst_mean.0 <= 1e-3) {
-        return Err("differences above 1e-3".into());
+    if !(loss <= 1e-3 && total <= 1e-3 && unexplained.is_empty() && worst_mean.0 <= 1e-3) {
+        return Err(format!(
+            "differences above 1e-3 (parameters not explained by torch's own float32 rounding: {})",
+            unexplained.join(", ")
+        )
+        .into());
     }
     Ok(())
 }

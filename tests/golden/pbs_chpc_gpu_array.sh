@@ -13,6 +13,8 @@
 set -euo pipefail
 module load chpc/cuda/12.1
 export OMP_NUM_THREADS=10
+# tensor threads: the cores asked for, not every core of a shared node (env above may say otherwise)
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-10}"
 cd "/mnt/lustre/users/jdoe/autoresearch"
 # a GPU job: stop unless the binary is a CUDA build (a CPU build would hold the GPU and train on the CPU)
 ar_binary=/mnt/lustre/users/jdoe/autoresearch/bin/autoresearch

@@ -12,6 +12,8 @@
 set -euo pipefail
 module load chpc/cuda/12.1
 export OMP_NUM_THREADS=10
+# tensor threads: the cores asked for, not every core of a shared node (env above may say otherwise)
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-10}"
 cd "/mnt/lustre/users/jdoe/autoresearch"
 commands=(
   '/mnt/lustre/users/jdoe/autoresearch/bin/autoresearch train --quiet experiment=mnist_snn_ffnn_rate seed=0 runs_dir=runs'
