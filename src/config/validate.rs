@@ -162,26 +162,39 @@ fn scheduler(s: &SchedulerConfig) -> Result<()> {
     }
 }
 
+/// The split keys of an image dataset: `data.val_fraction` below 1 (and above 0 unless
+/// `zero_allowed`: a separate validation protocol may replace the split) and limits of at
+/// least one image.
+pub(crate) fn image_split(
+    val_fraction: f64,
+    zero_allowed: bool,
+    limit: Option<usize>,
+    test_limit: Option<usize>,
+) -> Result<()> {
+    let low_ok = val_fraction > 0.0 || (zero_allowed && val_fraction == 0.0);
+    if !(low_ok && val_fraction < 1.0) {
+        return Err(Error::invalid(
+            "data.val_fraction",
+            format!(
+                "{val_fraction}; use a number in (0, 1): the best checkpoint is chosen on validation data"
+            ),
+        ));
+    }
+    for (key, limit) in [("data.limit", limit), ("data.test_limit", test_limit)] {
+        if limit == Some(0) {
+            return Err(Error::invalid(
+                key,
+                "0 images; use an integer >= 1 or remove the key",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn data(d: &DataConfig) -> Result<()> {
     match d {
         DataConfig::Mnist(c) | DataConfig::FashionMnist(c) => {
-            if !(c.val_fraction >= 0.0 && c.val_fraction < 1.0) {
-                return Err(Error::invalid(
-                    "data.val_fraction",
-                    format!(
-                        "{}; use a number in (0, 1): the best checkpoint is chosen on validation data",
-                        c.val_fraction
-                    ),
-                ));
-            }
-            for (key, limit) in [("data.limit", c.limit), ("data.test_limit", c.test_limit)] {
-                if limit == Some(0) {
-                    return Err(Error::invalid(
-                        key,
-                        "0 images; use an integer >= 1 or remove the key",
-                    ));
-                }
-            }
+            image_split(c.val_fraction, true, c.limit, c.test_limit)?;
             if let super::Normalize::Standardize { std, .. } = c.normalize {
                 positive("data.normalize.std", std)?;
             }

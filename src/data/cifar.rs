@@ -169,23 +169,7 @@ impl Split for Augmented {
 /// Checks a CIFAR config without reading data: the split, limits, normalisation and an
 /// augmentation that keeps the 32x32 shape.
 pub fn check(c: &CifarDataConfig) -> Result<()> {
-    if !(c.val_fraction > 0.0 && c.val_fraction < 1.0) {
-        return Err(Error::invalid(
-            "data.val_fraction",
-            format!(
-                "{}; use a number in (0, 1): the best checkpoint is chosen on validation data",
-                c.val_fraction
-            ),
-        ));
-    }
-    for (key, limit) in [("data.limit", c.limit), ("data.test_limit", c.test_limit)] {
-        if limit == Some(0) {
-            return Err(Error::invalid(
-                key,
-                "0 images; use an integer >= 1 or remove the key",
-            ));
-        }
-    }
+    crate::config::validate::image_split(c.val_fraction, false, c.limit, c.test_limit)?;
     let n = &c.normalize;
     if n.mean.len() != 3 || n.std.len() != 3 {
         return Err(Error::invalid(
