@@ -387,25 +387,30 @@ fn bench_train(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
     })
 }
 
+/// A builder over detached copies of `vars`, so that a network rebuilt from it records no
+/// autograd graph (inference timings).
+fn frozen(vars: &SeededVarMap, device: &Device) -> Result<VarBuilder<'static>> {
+    let tensors = vars
+        .named_vars()?
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().detach()))
+        .collect();
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
+}
+
 fn bench_infer(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result<Rates> {
     if which == BenchModel::Resnet18 {
         return resnet::infer(opts);
     }
     let device = Device::Cpu;
     let (_, vars) = build(which, opts, set, &device)?;
-    // Rebuild over detached copies of the parameters so no autograd graph is recorded (a
-    // `BuildCtx` holds trainable variables, so this one image model is built directly).
-    let frozen = vars
-        .named_vars()?
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().detach()))
-        .collect();
+    // a `BuildCtx` holds trainable variables, so this one image model is built directly
     let model = Model::from_config(
         &which.config(opts.steps),
         set.shape,
         set.classes,
         opts.kernels.into(),
-        VarBuilder::from_tensors(frozen, DType::F32, &device),
+        frozen(&vars, &device)?,
     )?;
     let mut stream = BatchStream::new(set, opts.batch, opts.seed + 1);
     // on a pool worker, as `evaluate` runs its loop

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 
 use super::{time_rates, BenchOptions, Rates};
 use crate::config::{Kernels, OptimizerConfig, ResnetConfig};
@@ -89,13 +88,7 @@ pub fn infer(opts: &BenchOptions) -> Result<Rates> {
         ops,
         vars.var_builder(DType::F32, &device),
     )?;
-    let frozen = vars
-        .named_vars()?
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().detach()))
-        .collect();
-    let vb = VarBuilder::from_tensors(frozen, DType::F32, &device);
-    let net = Resnet::from_config(&cfg, [3, 32, 32], 10, ops, vb)?;
+    let net = Resnet::from_config(&cfg, [3, 32, 32], 10, ops, super::frozen(&vars, &device)?)?;
     let data = batches(opts, &device)?;
     on_pool(|| {
         time_rates(opts, |call| {

@@ -114,9 +114,16 @@ pub trait Network: Send + Sync {
         task.loss(output, target)
     }
 
-    /// One step's loss, outputs and gradients: autograd of [`Network::loss`] by default.
+    /// The forward pass of a training step: [`Network::forward`] by default; a network with
+    /// a training mode (batch norm on batch statistics) overrides it.
+    fn forward_train(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward(input)
+    }
+
+    /// One step's loss, outputs and gradients: autograd of [`Network::loss`] at
+    /// [`Network::forward_train`] by default.
     fn train_step(&self, input: &Tensor, target: &Tensor, task: &dyn Task) -> Result<Step> {
-        let output = self.forward(input)?;
+        let output = self.forward_train(input)?;
         let loss = self.loss(&output, target, task)?;
         let grads = loss.backward()?;
         Ok(Step {

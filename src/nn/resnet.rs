@@ -5,16 +5,15 @@
 //! `forward` is the evaluation mode (running statistics); the training step runs the training
 //! mode (batch statistics, running statistics updated), so no mode flag exists to forget.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
 
 use super::batch_norm::BatchNorm2d;
 use super::layers::linear;
-use super::network::{BuildCtx, Network, Step};
+use super::network::{BuildCtx, Network};
 use super::probe::Probe;
 use super::Ops;
 use crate::config::ResnetConfig;
-use crate::data::Task;
 use crate::error::{Error, Result};
 
 /// A bias-free square convolution initialised as torchvision's inner convs:
@@ -222,15 +221,8 @@ impl Network for Resnet {
         self.forward_t(input, false)
     }
 
-    fn train_step(&self, input: &Tensor, target: &Tensor, task: &dyn Task) -> Result<Step> {
-        let output = self.forward_t(input, true)?;
-        let loss = self.loss(&output, target, task)?;
-        let grads = loss.backward()?;
-        Ok(Step {
-            loss: f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?),
-            output: output.detach(),
-            grads,
-        })
+    fn forward_train(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_t(input, true)
     }
 
     fn extra_state(&self) -> Vec<(String, Tensor)> {
