@@ -1,9 +1,10 @@
 //! Throughput benchmark, protocol-for-protocol with the PyTorch/snnTorch reference script
-//! (`shared/bench/snntorch_baseline.py`): the same four models, batch 128, Adam 1e-3, a shuffled
+//! (`shared/bench/snntorch_baseline.py`): the same models (`a`-`i`), batch 128, Adam 1e-3, a shuffled
 //! stream of full batches gathered from the in-memory training images, rate encoding inside the
 //! timed loop, `warmup` untimed batches, then `repeats` timings of `iters` batches (median).
-//! The JSON it writes uses the script's keys (`a` FFNN, `b` CNN, `c` SNN-FFNN, `d` SNN-CNN) so
-//! the two files compare directly; given the script's JSON it also writes the ratios.
+//! The JSON it writes uses the script's keys (`a` FFNN, `b` CNN, `c` SNN-FFNN, `d` SNN-CNN,
+//! `e`-`g` row-wise LSTM/GRU/RNN, `h` SRNN, `i` SLSTM) so the two files compare directly; given
+//! the script's JSON it also writes the ratios.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,9 +16,10 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, CnnConfig, ConvOrder, DatasetName, EncoderConfig, FfnnConfig, ImageDataConfig,
-    Kernels, LeakyConfig, ModelConfig, NeuronConfig, Normalize, OptimizerConfig, Readout,
-    SnnCnnConfig, SnnFfnnConfig, Surrogate,
+    Activation, CellKind, CnnConfig, ConvOrder, DatasetName, EncoderConfig, FfnnConfig,
+    ImageDataConfig, Kernels, LeakyConfig, ModelConfig, NeuronConfig, Normalize, OptimizerConfig,
+    Readout, Recurrence, RecurrentStack, Reset, RnnConfig, SlstmConfig, SlstmNeuronConfig,
+    SnnCnnConfig, SnnFfnnConfig, SrnnConfig, Surrogate,
 };
 use std::sync::Arc;
 
@@ -40,6 +42,16 @@ pub enum BenchModel {
     SnnFfnn,
     /// `d`: SNN-CNN with the CNN's shapes, conv -> Leaky -> pool, T steps.
     SnnCnn,
+    /// `e`: row-wise LSTM, 2 layers of 256, Linear on the last step.
+    Lstm,
+    /// `f`: row-wise GRU, as `e`.
+    Gru,
+    /// `g`: row-wise Elman RNN (tanh), as `e`.
+    Rnn,
+    /// `h`: SRNN 28-256(RLeaky, β = 0.9)-10(Leaky), rate-coded rows at gain 2.
+    Srnn,
+    /// `i`: SLSTM 28-256 (θ = 0.1, no reset) -> Linear -> Leaky(β = 0.9), rate-coded rows.
+    Slstm,
     /// `r`: ResNet-18 with the CIFAR stem on random 3x32x32 batches, SGD (`benches/resnet_twin.py`).
     Resnet18,
 }
@@ -52,31 +64,58 @@ impl BenchModel {
             BenchModel::Cnn => "b",
             BenchModel::SnnFfnn => "c",
             BenchModel::SnnCnn => "d",
+            BenchModel::Lstm => "e",
+            BenchModel::Gru => "f",
+            BenchModel::Rnn => "g",
+            BenchModel::Srnn => "h",
+            BenchModel::Slstm => "i",
             BenchModel::Resnet18 => "r",
         }
     }
 
-    /// Parses a key (`a`..`d`) or a name (`ffnn`, `cnn`, `snn_ffnn`, `snn_cnn`).
+    /// Parses a key (`a`..`i`, `r`) or a name (`ffnn`, `cnn`, `snn_ffnn`, ...).
     pub fn parse(text: &str) -> Result<Self> {
         Ok(match text.trim() {
             "a" | "ffnn" => BenchModel::Ffnn,
             "b" | "cnn" => BenchModel::Cnn,
             "c" | "snn_ffnn" => BenchModel::SnnFfnn,
             "d" | "snn_cnn" => BenchModel::SnnCnn,
+            "e" | "lstm" => BenchModel::Lstm,
+            "f" | "gru" => BenchModel::Gru,
+            "g" | "rnn" => BenchModel::Rnn,
+            "h" | "srnn" => BenchModel::Srnn,
+            "i" | "slstm" => BenchModel::Slstm,
             "r" | "resnet18" => BenchModel::Resnet18,
             other => {
                 return Err(Error::invalid(
                     "bench model",
                     format!(
-                        "`{other}` is not one of a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn, r|resnet18"
+                        "`{other}` is not one of a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn, e|lstm, \
+                         f|gru, g|rnn, h|srnn, i|slstm, r|resnet18"
                     ),
                 ))
             }
         })
     }
 
-    /// The model's config, as the reference script builds it (ResNet-18 at full width).
+    /// The model's config, as the reference script builds it (ResNet-18 at full width; the
+    /// row models `e`..`i` always run the 28 rows, whatever `steps`).
     pub fn config(self, steps: usize) -> ModelConfig {
+        // snnTorch's defaults for rows h and i: β 0.9, threshold 1, subtract, atan surrogate
+        let row_neuron = LeakyConfig {
+            beta: 0.9,
+            ..LeakyConfig::default()
+        };
+        let seq = |cell| {
+            ModelConfig::Rnn(RnnConfig {
+                stack: RecurrentStack {
+                    cell,
+                    hidden: 256,
+                    layers: 2,
+                },
+                encoder: EncoderConfig::Rows,
+            })
+        };
         let neuron = NeuronConfig::Leaky(LeakyConfig {
             beta: 0.95,
             surrogate: Surrogate::default(),
@@ -111,6 +150,27 @@ impl BenchModel {
                 fc_hidden: vec![],
                 neuron,
                 encoder,
+                readout: Readout::SpikeCountCe,
+            }),
+            BenchModel::Lstm => seq(CellKind::Lstm),
+            BenchModel::Gru => seq(CellKind::Gru),
+            BenchModel::Rnn => seq(CellKind::Rnn),
+            BenchModel::Srnn => ModelConfig::Srnn(SrnnConfig {
+                hidden: vec![256],
+                neuron: row_neuron,
+                recurrence: Recurrence::Linear,
+                encoder: EncoderConfig::RateRows { gain: 2.0 },
+                readout: Readout::SpikeCountCe,
+            }),
+            BenchModel::Slstm => ModelConfig::Slstm(SlstmConfig {
+                hidden: vec![256],
+                cell: SlstmNeuronConfig {
+                    threshold: 0.1,
+                    reset: Reset::None,
+                    surrogate: Surrogate::default(),
+                },
+                neuron: row_neuron,
+                encoder: EncoderConfig::RateRows { gain: 1.0 },
                 readout: Readout::SpikeCountCe,
             }),
             BenchModel::Resnet18 => ModelConfig::Resnet(crate::config::ResnetConfig {

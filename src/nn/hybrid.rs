@@ -95,7 +95,7 @@ impl Hybrid {
         let counts = spikes
             .reshape((t / self.window, self.window, b, n))?
             .sum(1)?;
-        let (_, h) = self.rnn.forward(&counts)?;
+        let (_, h) = self.rnn.forward_with(self.ops, &counts)?;
         self.fc2.forward(&h)
     }
 }

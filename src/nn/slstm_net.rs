@@ -82,7 +82,7 @@ impl SlstmNet {
         let (t, b) = (input.dim(0)?, input.dim(1)?);
         let mut x = input.reshape((t, b, ()))?;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward_probed(&format!("slstm{}", i + 1), &x, probe)?;
+            x = layer.forward_probed(self.ops, &format!("slstm{}", i + 1), &x, probe)?;
         }
         let spikes_in = !self.layers.is_empty() || self.encoder.emits_spikes();
         self.head.forward_probed(self.ops, &x, spikes_in, probe)

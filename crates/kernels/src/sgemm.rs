@@ -15,19 +15,19 @@ use crate::gemm::MatRef;
 use crate::par;
 
 /// Rows of a register tile.
-const MR: usize = 6;
+pub(crate) const MR: usize = 6;
 /// Columns of a register tile (two 8-lane vectors).
-const NR: usize = 16;
+pub(crate) const NR: usize = 16;
 /// Inner-dimension block.
-const KC: usize = 320;
+pub(crate) const KC: usize = 320;
 /// Rows of `A` packed at a time (a multiple of `MR`; `MC x KC` floats stay in L2).
-const MC: usize = 72;
+pub(crate) const MC: usize = 72;
 /// Columns of `B` packed at a time (a multiple of `NR`).
 const NC: usize = 1024;
 
 /// `acc = Σ_p a[p·MR + i]·b[p·NR + j]` over the `kc` packed terms.
 #[inline(always)]
-fn tile<const FMA: bool>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+pub(crate) fn tile<const FMA: bool>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
     let mut acc = [[0.0f32; NR]; MR];
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(kc) {
         for (row, &ai) in acc.iter_mut().zip(ap) {
@@ -46,7 +46,7 @@ fn tile<const FMA: bool>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
 /// `c = row[..c.len()]` (`set`) or `c += row[..c.len()]`, without a `memcpy` call for the
 /// partial tiles (a fixed-length loop with a guard instead of a variable-length copy).
 #[inline(always)]
-fn write_row(c: &mut [f32], row: &[f32; NR], set: bool) {
+pub(crate) fn write_row(c: &mut [f32], row: &[f32; NR], set: bool) {
     if let Ok(c) = <&mut [f32; NR]>::try_from(&mut *c) {
         for (cv, &v) in c.iter_mut().zip(row) {
             *cv = if set { v } else { *cv + v };
@@ -62,7 +62,7 @@ fn write_row(c: &mut [f32], row: &[f32; NR], set: bool) {
 
 /// Packs rows `rows` x inner terms `ks` of `a` into `MR`-row panels, zero-padded.
 #[inline(always)]
-fn pack_a(a: &MatRef<'_>, rows: Range<usize>, ks: Range<usize>, out: &mut [f32]) {
+pub(crate) fn pack_a(a: &MatRef<'_>, rows: Range<usize>, ks: Range<usize>, out: &mut [f32]) {
     let kc = ks.len();
     for (panel, r0) in rows.clone().step_by(MR).enumerate() {
         let dst = &mut out[panel * kc * MR..(panel + 1) * kc * MR];
@@ -96,7 +96,7 @@ fn pack_a(a: &MatRef<'_>, rows: Range<usize>, ks: Range<usize>, out: &mut [f32])
 
 /// Packs inner terms `ks` x columns `cols` of `b` into `NR`-column panels, zero-padded.
 #[inline(always)]
-fn pack_b(b: &MatRef<'_>, ks: Range<usize>, cols: Range<usize>, out: &mut [f32]) {
+pub(crate) fn pack_b(b: &MatRef<'_>, ks: Range<usize>, cols: Range<usize>, out: &mut [f32]) {
     let kc = ks.len();
     for (panel, c0) in cols.clone().step_by(NR).enumerate() {
         let dst = &mut out[panel * kc * NR..(panel + 1) * kc * NR];
@@ -135,11 +135,11 @@ fn pack_b(b: &MatRef<'_>, ks: Range<usize>, cols: Range<usize>, out: &mut [f32])
 thread_local! {
     /// Packing buffers of this thread, kept between calls (allocating and faulting in fresh
     /// pages would cost as much as a small product).
-    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    pub(crate) static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Two 64-byte aligned slices of `a` and `b` values carved from `buf` (grown as needed).
-fn aligned(buf: &mut Vec<f32>, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+pub(crate) fn aligned(buf: &mut Vec<f32>, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
     const ALIGN: usize = 16; // floats per 64 bytes
     let a_pad = a.div_ceil(ALIGN) * ALIGN;
     if buf.len() < a_pad + b + ALIGN {
@@ -318,7 +318,10 @@ pub fn sgemm(
     };
     let by_cols = par::ranges(n, threads.min(n.div_ceil(NR)), NR);
     let by_rows = par::ranges(m, threads.min(m.div_ceil(MR)), MR);
-    let jobs: Vec<(Range<usize>, Range<usize>)> = if by_cols.len() >= by_rows.len() {
+    // a column split packs all of `a` in every job, a row split all of `b`: on a tie, split
+    // the way that repacks the smaller operand
+    let prefer_cols = by_cols.len() > by_rows.len() || (by_cols.len() == by_rows.len() && m <= n);
+    let jobs: Vec<(Range<usize>, Range<usize>)> = if prefer_cols {
         by_cols.into_iter().map(|c| (0..m, c)).collect()
     } else {
         by_rows.into_iter().map(|r| (r, 0..n)).collect()
@@ -355,7 +358,7 @@ pub fn sgemm(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn naive(a: &MatRef<'_>, b: &MatRef<'_>) -> Vec<f32> {
@@ -373,7 +376,8 @@ mod tests {
         out
     }
 
-    fn data(n: usize, seed: usize) -> Vec<f32> {
+    /// Test values in [-1, 1) from a counter hash keyed by `seed`.
+    pub(crate) fn data(n: usize, seed: usize) -> Vec<f32> {
         (0..n)
             .map(|i| (((i * 7919 + seed * 104_729) % 1009) as f32 / 504.5) - 1.0)
             .collect()

@@ -14,6 +14,7 @@ mod lif;
 mod linear;
 mod loss;
 mod pool;
+mod recurrent;
 mod sparse_linear;
 mod tanh_rnn;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use lif::{lif, LifOutput, LifSpec};
 pub use linear::linear;
 pub use loss::cross_entropy;
 pub use pool::max_pool2d;
+pub use recurrent::{recurrent, RecurrentCell};
 pub use sparse_linear::sparse_linear;
 pub use tanh_rnn::tanh_rnn;
 

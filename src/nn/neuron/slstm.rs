@@ -1,7 +1,7 @@
 //! Spiking LSTM (snnTorch's `SLSTM`): an LSTM cell whose hidden state is a membrane `mem`
 //! (thresholded into spikes) and whose cell state is a synaptic current `syn`.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::constant;
@@ -11,6 +11,7 @@ use super::{report, NeuronDynamics};
 use crate::config::{Reset, SlstmNeuronConfig, Surrogate};
 use crate::nn::probe::Probe;
 use crate::nn::recurrent::{lstm_gates, CellWeights};
+use crate::nn::{fused, Ops};
 
 /// The state an SLSTM carries: synaptic current (LSTM `c`) and membrane (LSTM `h`).
 #[derive(Debug, Clone)]
@@ -99,12 +100,42 @@ impl Slstm {
         self.scan_zero(&self.weights.project(x)?)
     }
 
+    /// As [`Slstm::scan`], as one fused op for the whole sequence where `ops` allows it (a
+    /// scalar threshold on a CPU `f32` input).
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> (spikes, membrane), each `[T, B, H]`.
+    pub fn scan_with(&self, ops: Ops, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        if !ops.fuses(x) || self.params.threshold.rank() != 0 {
+            return self.scan(x);
+        }
+        let cell = fused::RecurrentCell::Slstm {
+            threshold: self
+                .params
+                .threshold
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?,
+            reset: self.params.reset,
+            surrogate: self.params.surrogate,
+        };
+        match fused::recurrent(cell, x, &self.weights)? {
+            (spikes, Some(mem)) => Ok((spikes, mem)),
+            (_, None) => candle_core::bail!("fused SLSTM returned no membranes"),
+        }
+    }
+
     /// Spikes over all steps, reported to `probe` as `name` (with membranes if it asks).
     ///
     /// # Shapes
     /// `x`: `[T, B, in]` -> spikes `[T, B, H]`.
-    pub fn forward_probed(&self, name: &str, x: &Tensor, probe: &mut dyn Probe) -> Result<Tensor> {
-        report(name, self.scan(x)?, probe)
+    pub fn forward_probed(
+        &self,
+        ops: Ops,
+        name: &str,
+        x: &Tensor,
+        probe: &mut dyn Probe,
+    ) -> Result<Tensor> {
+        report(name, self.scan_with(ops, x)?, probe)
     }
 }
 

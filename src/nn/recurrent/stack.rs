@@ -4,7 +4,9 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::cells::{Gru, Lstm, LstmState, Rnn};
+use super::CellWeights;
 use crate::config::{CellKind, RecurrentStack};
+use crate::nn::{fused, Ops};
 
 /// One recurrent layer of any kind.
 #[derive(Debug, Clone)]
@@ -44,6 +46,32 @@ impl Cell {
             CellKind::Lstm => Cell::Lstm(Lstm::new(input, hidden, vb)?),
             CellKind::Gru => Cell::Gru(Gru::new(input, hidden, vb)?),
         })
+    }
+
+    /// The layer's weights.
+    pub fn weights(&self) -> &CellWeights {
+        match self {
+            Cell::Rnn(c) => &c.weights,
+            Cell::Lstm(c) => &c.weights,
+            Cell::Gru(c) => &c.weights,
+        }
+    }
+
+    /// The outputs of all steps from a zero state, by the fused kernel where `ops` allows it
+    /// (one op for the whole sequence), else by [`Cell::seq`].
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> `[T, B, H]`.
+    pub fn outputs(&self, ops: Ops, x: &Tensor) -> Result<Tensor> {
+        if !ops.fuses(x) {
+            return Ok(self.seq(x)?.0);
+        }
+        let kind = match self {
+            Cell::Rnn(_) => fused::RecurrentCell::Rnn,
+            Cell::Lstm(_) => fused::RecurrentCell::Lstm,
+            Cell::Gru(_) => fused::RecurrentCell::Gru,
+        };
+        Ok(fused::recurrent(kind, x, self.weights())?.0)
     }
 
     /// All steps from a zero state.
@@ -109,21 +137,29 @@ impl Stack {
         &self.layers
     }
 
-    /// Runs every layer over the whole sequence in turn, from zero states.
+    /// Runs every layer over the whole sequence in turn, from zero states, with plain ops
+    /// (the reference for [`Stack::forward_with`]).
     ///
     /// # Shapes
     /// `x`: `[T, B, in]` -> (last layer's outputs `[T, B, H]`, its final hidden state `[B, H]`).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.forward_with(Ops::Plain, x)
+    }
+
+    /// As [`Stack::forward`], each layer one fused op where `ops` allows it.
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> (last layer's outputs `[T, B, H]`, its final hidden state `[B, H]`).
+    pub fn forward_with(&self, ops: Ops, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        if self.layers.is_empty() {
+            candle_core::bail!("a recurrent stack needs at least one layer");
+        }
         let mut x = x.clone();
-        let mut last = None;
         for layer in &self.layers {
-            let (out, state) = layer.seq(&x)?;
-            x = out;
-            last = Some(state.h().clone());
+            x = layer.outputs(ops, &x)?;
         }
-        match last {
-            Some(h) => Ok((x, h)),
-            None => candle_core::bail!("a recurrent stack needs at least one layer"),
-        }
+        let last = x.dim(0)? - 1;
+        let h = x.get(last)?;
+        Ok((x, h))
     }
 }
