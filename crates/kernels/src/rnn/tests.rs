@@ -192,8 +192,10 @@ fn grads_of(cell: Cell, c: &Case, w_out: &[f32]) -> Result<Vec<Vec<f32>>, String
         &c.x,
         c.weights(),
         &trace,
-        w_out,
-        None,
+        OutGrads {
+            out: w_out,
+            mem: None,
+        },
         Grads {
             x: Some(gx),
             w_ih: gi,
