@@ -130,7 +130,7 @@ impl Srnn {
         let mut spikes_in = self.encoder.emits_spikes();
         for (i, (fc, layer)) in self.fcs.iter().zip(&self.layers).enumerate() {
             let current = self.ops.project(fc, &x, spikes_in)?;
-            x = layer.forward_probed(&format!("lif{}", i + 1), &current, probe)?;
+            x = layer.forward_probed(self.ops, &format!("lif{}", i + 1), &current, probe)?;
             spikes_in = true;
         }
         self.head.forward_probed(self.ops, &x, spikes_in, probe)

@@ -15,6 +15,7 @@ mod linear;
 mod loss;
 mod pool;
 mod recurrent;
+mod rleaky;
 mod sparse_linear;
 mod tanh_rnn;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use linear::linear;
 pub use loss::cross_entropy;
 pub use pool::max_pool2d;
 pub use recurrent::{recurrent, RecurrentCell};
+pub use rleaky::{rleaky, RLeakyConsts};
 pub use sparse_linear::sparse_linear;
 pub use tanh_rnn::tanh_rnn;
 

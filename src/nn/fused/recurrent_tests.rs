@@ -131,3 +131,54 @@ fn mismatched_weights_are_refused_with_their_shapes() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_rleaky_layer_gives_the_plain_spikes_membranes_and_gradients() -> Result<()> {
+    use crate::nn::neuron::NeuronDynamics;
+    use crate::nn::neuron::{Feedback, LeakyParams, RLeaky};
+    let (t, b, n) = (8, 10, 6);
+    let current = Var::from_tensor(&(rand(&[t, b, n], 6) * 1.2)?)?;
+    let weight = Var::from_tensor(&(rand(&[n, n], 7) * 0.8)?)?;
+    let bias = Var::from_tensor(&(rand(&[n], 8) * 0.3)?)?;
+    let (up_s, up_m) = (rand(&[t, b, n], 9), rand(&[t, b, n], 10));
+    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+        let surrogate = Surrogate::Atan { alpha: 2.0 };
+        let (beta, threshold) = (0.9, 0.5);
+        let params = LeakyParams {
+            beta: Tensor::new(beta as f32, current.device())?,
+            threshold: Tensor::new(threshold as f32, current.device())?,
+            reset,
+            surrogate,
+        };
+        let feedback = Feedback::linear(weight.as_tensor(), bias.as_tensor().clone())?;
+        let (spikes, mem) = RLeaky::new(feedback, params).scan_zero(&current)?;
+        let consts = crate::nn::fused::RLeakyConsts {
+            beta,
+            threshold,
+            reset,
+            surrogate,
+        };
+        let (f_spikes, f_mem) = crate::nn::fused::rleaky(consts, &current, &weight, &bias)?;
+        assert!(rel(&f_mem, &mem) < 1e-5, "{reset:?} membranes");
+        assert_eq!(
+            f_spikes.to_vec3::<f32>()?,
+            spikes.to_vec3::<f32>()?,
+            "{reset:?} spikes"
+        );
+        let rate = spikes.mean_all()?.to_scalar::<f32>()?;
+        assert!(
+            rate > 0.1 && rate < 0.9,
+            "{reset:?}: spike rate {rate} tests too little"
+        );
+        let loss = |s: &Tensor, m: &Tensor| -> Result<Tensor> { (s * &up_s)? + (m * &up_m)? };
+        let vars = [
+            ("current", current.as_tensor()),
+            ("weight", weight.as_tensor()),
+            ("bias", bias.as_tensor()),
+        ];
+        let ones = Tensor::ones_like(&up_s)?;
+        let (fused, plain) = (loss(&f_spikes, &f_mem)?, loss(&spikes, &mem)?);
+        assert_same_grads(&fused, &plain, &ones, &vars, &format!("{reset:?}"));
+    }
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! Recurrent leaky integrate-and-fire (snnTorch's `RLeaky`): a Leaky neuron that also receives
 //! its own previous spikes through a learned map `V`.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::leaky::{leaky_step, LeakyParams, LeakyState};
@@ -10,6 +10,7 @@ use super::{report, NeuronDynamics};
 use crate::config::{LeakyConfig, Recurrence};
 use crate::nn::layers::linear;
 use crate::nn::probe::Probe;
+use crate::nn::{fused, Ops};
 
 /// The state an RLeaky neuron carries: its last spikes and membrane.
 #[derive(Debug, Clone)]
@@ -148,6 +149,39 @@ impl RLeaky {
         ))
     }
 
+    /// The constants of the fused op, when it applies: all-to-all feedback and β, θ fixed
+    /// scalars (learned or per-neuron values take the plain path).
+    fn fused_consts(&self) -> Result<Option<fused::RLeakyConsts>> {
+        let (beta, threshold) = (&self.params.beta, &self.params.threshold);
+        let fixed = |t: &Tensor| t.rank() == 0 && !t.track_op();
+        if !matches!(self.feedback, Feedback::Linear { .. }) || !fixed(beta) || !fixed(threshold) {
+            return Ok(None);
+        }
+        let scalar = |t: &Tensor| t.to_dtype(DType::F64)?.to_scalar::<f64>();
+        Ok(Some(fused::RLeakyConsts {
+            beta: scalar(beta)?,
+            threshold: scalar(threshold)?,
+            reset: self.params.reset,
+            surrogate: self.params.surrogate,
+        }))
+    }
+
+    /// Spikes and membranes over all steps from a zero state: one fused op where `ops` allows
+    /// it (see [`fused::rleaky`]), else the plain steps.
+    ///
+    /// # Shapes
+    /// `current`: `[T, B, N]` -> (spikes, membranes), each `[T, B, N]`.
+    pub fn scan_with(&self, ops: Ops, current: &Tensor) -> Result<(Tensor, Tensor)> {
+        if ops.fuses(current) {
+            if let (Some(consts), Feedback::Linear { weight, bias, .. }) =
+                (self.fused_consts()?, &self.feedback)
+            {
+                return fused::rleaky(consts, current, weight, bias);
+            }
+        }
+        self.scan_zero(current)
+    }
+
     /// Spikes over all steps from a zero state, reported to `probe` as `name` (with membranes
     /// if it asks).
     ///
@@ -155,11 +189,12 @@ impl RLeaky {
     /// `current`: `[T, B, N]` -> spikes `[T, B, N]`.
     pub fn forward_probed(
         &self,
+        ops: Ops,
         name: &str,
         current: &Tensor,
         probe: &mut dyn Probe,
     ) -> Result<Tensor> {
-        report(name, self.scan_zero(current)?, probe)
+        report(name, self.scan_with(ops, current)?, probe)
     }
 }
 

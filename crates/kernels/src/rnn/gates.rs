@@ -189,40 +189,65 @@ pub(super) fn backward_impl(cell: Cell, n: usize, s: StepBwd<'_>) {
                         dst[j] += dout[j];
                     }
                 }
+                let [ai, af, ag, ao] = quarters(a, n);
+                let (di, rest) = dpre.split_at_mut(n);
+                let (df, rest) = rest.split_at_mut(n);
+                let (dg, d_o) = rest.split_at_mut(n);
+                let (c, cp, dc, dst) = (&c[..n], &cp[..n], &mut dc[..n], &mut dst[..n]);
+                let (di, df, dg, d_o) = (&mut di[..n], &mut df[..n], &mut dg[..n], &mut d_o[..n]);
                 for j in 0..n {
-                    let (i, f, g, o) = (a[j], a[n + j], a[2 * n + j], a[3 * n + j]);
+                    let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
                     let tc = tanh(c[j]);
                     let dh = dst[j];
                     let dcj = dc[j] + dh * o * (1.0 - tc * tc);
-                    dpre[j] = dcj * g * i * (1.0 - i);
-                    dpre[n + j] = dcj * cp[j] * f * (1.0 - f);
-                    dpre[2 * n + j] = dcj * i * (1.0 - g * g);
-                    dpre[3 * n + j] = dh * tc * o * (1.0 - o);
+                    di[j] = dcj * g * i * (1.0 - i);
+                    df[j] = dcj * cp[j] * f * (1.0 - f);
+                    dg[j] = dcj * i * (1.0 - g * g);
+                    d_o[j] = dh * tc * o * (1.0 - o);
                     dc[j] = dcj * f;
                     dst[j] = 0.0;
                 }
             }
             Cell::Gru => {
                 let a = &s.acts[r * 4 * n..(r + 1) * 4 * n];
-                let hprev = &s.state_prev[rn.clone()];
-                let dhp = &mut s.d_hp[r * gh..(r + 1) * gh];
+                let [ar, az, an, ahn] = quarters(a, n);
+                let (hprev, dout, dst) = (&s.state_prev[rn][..n], &dout[..n], &mut dst[..n]);
+                let [xr, xz, xn] = thirds(dpre, n);
+                let [hr, hz, hn_] = thirds(&mut s.d_hp[r * gh..(r + 1) * gh], n);
                 for j in 0..n {
-                    let (rg, z, nn, hn) = (a[j], a[n + j], a[2 * n + j], a[3 * n + j]);
+                    let (rg, z, nn, hn) = (ar[j], az[j], an[j], ahn[j]);
                     let dh = dst[j] + dout[j];
                     let dan = dh * (1.0 - z) * (1.0 - nn * nn);
                     let dar = dan * hn * rg * (1.0 - rg);
                     let daz = dh * (hprev[j] - nn) * z * (1.0 - z);
-                    dpre[j] = dar;
-                    dpre[n + j] = daz;
-                    dpre[2 * n + j] = dan;
-                    dhp[j] = dar;
-                    dhp[n + j] = daz;
-                    dhp[2 * n + j] = dan * rg;
+                    xr[j] = dar;
+                    xz[j] = daz;
+                    xn[j] = dan;
+                    hr[j] = dar;
+                    hz[j] = daz;
+                    hn_[j] = dan * rg;
                     dst[j] = dh * z;
                 }
             }
         }
     }
+}
+
+/// The four `n`-long gate blocks of a row of activations.
+#[inline(always)]
+fn quarters(a: &[f32], n: usize) -> [&[f32]; 4] {
+    let (x, rest) = a.split_at(n);
+    let (y, rest) = rest.split_at(n);
+    let (z, w) = rest.split_at(n);
+    [x, y, z, &w[..n]]
+}
+
+/// The three `n`-long gate blocks of a row of GRU gradients.
+#[inline(always)]
+fn thirds(a: &mut [f32], n: usize) -> [&mut [f32]; 3] {
+    let (x, rest) = a.split_at_mut(n);
+    let (y, z) = rest.split_at_mut(n);
+    [&mut x[..n], &mut y[..n], &mut z[..n]]
 }
 
 /// SLSTM: turns the gradients of the spikes, the membrane output and the recurrence (in

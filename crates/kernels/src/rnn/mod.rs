@@ -13,8 +13,11 @@
 //! Layouts: time-first `[T, B, X]`; `w_ih` `[G·H, K]`, `w_hh` `[G·H, H]`, biases `[G·H]`.
 
 mod gates;
+mod rleaky;
 #[cfg(test)]
 mod tests;
+
+pub use rleaky::{rleaky_backward, rleaky_forward, RLeakySpec, RLeakyTrace};
 
 use std::ops::Range;
 
