@@ -318,10 +318,7 @@ pub fn sgemm(
     };
     let by_cols = par::ranges(n, threads.min(n.div_ceil(NR)), NR);
     let by_rows = par::ranges(m, threads.min(m.div_ceil(MR)), MR);
-    // a column split packs all of `a` in every job, a row split all of `b`: on a tie, split
-    // the way that repacks the smaller operand
-    let prefer_cols = by_cols.len() > by_rows.len() || (by_cols.len() == by_rows.len() && m <= n);
-    let jobs: Vec<(Range<usize>, Range<usize>)> = if prefer_cols {
+    let jobs: Vec<(Range<usize>, Range<usize>)> = if by_cols.len() >= by_rows.len() {
         by_cols.into_iter().map(|c| (0..m, c)).collect()
     } else {
         by_rows.into_iter().map(|r| (r, 0..n)).collect()

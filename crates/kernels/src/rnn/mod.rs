@@ -334,6 +334,20 @@ pub fn forward(
     }
 }
 
+/// `out = (a·b)ᵀ` (`out` row-major `b.cols x a.rows`).
+fn transposed_product(a: MatRef<'_>, b: MatRef<'_>, out: &mut [f32]) -> Result<(), String> {
+    let (m, n) = (a.rows, b.cols);
+    let mut t = vec![0f32; m * n];
+    sgemm(&mut t, n, a, b, false, true)?;
+    check("weight gradient", out.len(), m * n)?;
+    for (i, row) in t.chunks_exact(n).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            out[j * m + i] = v;
+        }
+    }
+    Ok(())
+}
+
 /// Column sums of a row-major `[rows, cols]` matrix into `out` `[cols]` (split by columns).
 fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
     par::for_row_chunks(out, 1, 64, |range, chunk| {
@@ -448,29 +462,23 @@ pub fn backward(
         return Err(e);
     }
     let d_h: &[f32] = if gru { &d_hp } else { &d_pre };
-    // dW_hh = Σ_{t ≥ 1} dh_tᵀ · state_{t-1}
+    // dW_hh = Σ_{t ≥ 1} dh_tᵀ · state_{t-1} and dW_ih = Σ_t dx_tᵀ · x_t, each formed transposed
+    // (`[H, G·H]`, `[K, G·H]`): the product is then split over the long `G·H` side and every
+    // thread packs only the small `state`/`x` operand whole
     if t_len > 1 {
         let rows = (t_len - 1) * b;
-        sgemm(
+        let states = MatRef::row_major(&trace.states[..rows * n], rows, n).t();
+        transposed_product(
+            states,
+            MatRef::row_major(&d_h[b * gh..], rows, gh),
             grads.w_hh,
-            n,
-            MatRef::row_major(&d_h[b * gh..], rows, gh).t(),
-            MatRef::row_major(&trace.states[..rows * n], rows, n),
-            false,
-            true,
         )?;
     } else {
         grads.w_hh.fill(0.0);
     }
     let tb = t_len * b;
-    sgemm(
-        grads.w_ih,
-        k,
-        MatRef::row_major(&d_pre, tb, gh).t(),
-        MatRef::row_major(x, tb, k),
-        false,
-        true,
-    )?;
+    let xs = MatRef::row_major(x, tb, k).t();
+    transposed_product(xs, MatRef::row_major(&d_pre, tb, gh), grads.w_ih)?;
     column_sums(&d_pre, gh, grads.b_ih);
     if gru {
         column_sums(&d_hp, gh, grads.b_hh);
