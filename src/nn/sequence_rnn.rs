@@ -8,6 +8,7 @@ use super::layers::linear;
 use super::network::{BuildCtx, Network};
 use super::probe::Probe;
 use super::recurrent::{Stack, StackDynamics, StackReadout};
+use super::Ops;
 use crate::config::SequenceRnnConfig;
 use crate::dynamics::{Dynamics, DynamicsOptions};
 
@@ -16,6 +17,7 @@ use crate::dynamics::{Dynamics, DynamicsOptions};
 pub struct SequenceRnn {
     rnn: Stack,
     fc: Linear,
+    ops: Ops,
 }
 
 impl SequenceRnn {
@@ -26,6 +28,7 @@ impl SequenceRnn {
         Ok(SequenceRnn {
             rnn: Stack::from_config(&cfg.stack, channels, "model", &vb.pp("rnn"))?,
             fc: linear(cfg.stack.hidden, ctx.outputs, vb.pp("fc"))?,
+            ops: ctx.ops,
         })
     }
 }
@@ -44,7 +47,7 @@ impl Network for SequenceRnn {
     /// # Shapes
     /// `input`: `[T, B, S]` -> `[T, B, R]`.
     fn forward_probed(&self, input: &Tensor, _probe: &mut dyn Probe) -> Result<Tensor> {
-        let (out, _) = self.rnn.forward(input)?;
+        let (out, _) = self.rnn.forward_with(self.ops, input)?;
         let (t_len, batch, h) = out.dims3()?;
         self.fc
             .forward(&out.reshape((t_len * batch, h))?)?
