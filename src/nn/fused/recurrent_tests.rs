@@ -38,6 +38,27 @@ fn named(x: &Var, vars: &[Var]) -> Vec<(&'static str, Tensor)> {
         .collect()
 }
 
+/// Fused and plain spikes identical, membranes within 1e-5, and a spike rate that tests both
+/// sides of the threshold.
+fn assert_same_spiking_layer(
+    fused: (&Tensor, &Tensor),
+    plain: (&Tensor, &Tensor),
+    what: &str,
+) -> Result<()> {
+    assert!(rel(fused.1, plain.1) < 1e-5, "{what} membranes");
+    assert_eq!(
+        fused.0.to_vec3::<f32>()?,
+        plain.0.to_vec3::<f32>()?,
+        "{what} spikes"
+    );
+    let rate = plain.0.mean_all()?.to_scalar::<f32>()?;
+    assert!(
+        rate > 0.1 && rate < 0.9,
+        "{what}: spike rate {rate} tests too little"
+    );
+    Ok(())
+}
+
 #[test]
 fn every_cell_gives_the_plain_cells_outputs_and_gradients() -> Result<()> {
     let (t, b, k, h) = (6, 9, 5, 7);
@@ -91,17 +112,8 @@ fn the_spiking_lstm_gives_the_plain_spikes_membranes_and_gradients() -> Result<(
         };
         let (f_spikes, f_mem) = recurrent(cell, &x, &w)?;
         let f_mem = f_mem.expect("the SLSTM returns membranes");
-        assert!(rel(&f_mem, &mem) < 1e-5, "{reset:?} membranes");
-        assert_eq!(
-            f_spikes.to_vec3::<f32>()?,
-            spikes.to_vec3::<f32>()?,
-            "{reset:?} spikes"
-        );
-        let rate = spikes.mean_all()?.to_scalar::<f32>()?;
-        assert!(
-            rate > 0.1 && rate < 0.9,
-            "{reset:?}: spike rate {rate} tests too little"
-        );
+        let what = format!("{reset:?}");
+        assert_same_spiking_layer((&f_spikes, &f_mem), (&spikes, &mem), &what)?;
         let loss = |s: &Tensor, m: &Tensor| -> Result<Tensor> { (s * &up_s)? + (m * &up_m)? };
         let named = named(&x, &vars);
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (*n, t)).collect();
@@ -159,17 +171,8 @@ fn the_rleaky_layer_gives_the_plain_spikes_membranes_and_gradients() -> Result<(
             surrogate,
         };
         let (f_spikes, f_mem) = crate::nn::fused::rleaky(consts, &current, &weight, &bias)?;
-        assert!(rel(&f_mem, &mem) < 1e-5, "{reset:?} membranes");
-        assert_eq!(
-            f_spikes.to_vec3::<f32>()?,
-            spikes.to_vec3::<f32>()?,
-            "{reset:?} spikes"
-        );
-        let rate = spikes.mean_all()?.to_scalar::<f32>()?;
-        assert!(
-            rate > 0.1 && rate < 0.9,
-            "{reset:?}: spike rate {rate} tests too little"
-        );
+        let what = format!("{reset:?}");
+        assert_same_spiking_layer((&f_spikes, &f_mem), (&spikes, &mem), &what)?;
         let loss = |s: &Tensor, m: &Tensor| -> Result<Tensor> { (s * &up_s)? + (m * &up_m)? };
         let vars = [
             ("current", current.as_tensor()),
