@@ -122,6 +122,33 @@ pub struct OutGrads<'a> {
     pub mem: Option<&'a [f32]>,
 }
 
+impl Trace {
+    /// Sizes the buffers for a forward pass of `cell` over `d` (empty when nothing is kept).
+    fn prepare(&mut self, cell: Cell, d: Dims, keep: bool) {
+        let tbn = if keep {
+            d.steps * d.batch * d.hidden
+        } else {
+            0
+        };
+        let sized = |v: &mut Vec<f32>, len: usize| {
+            v.clear();
+            v.resize(len, 0.0);
+        };
+        sized(&mut self.states, tbn);
+        sized(&mut self.acts, tbn * cell.acts());
+        sized(&mut self.cells, if cell.has_cell_state() { tbn } else { 0 });
+    }
+
+    /// Checks the buffers against a forward pass of `cell` over `d`.
+    fn check(&self, cell: Cell, d: Dims) -> Result<(), String> {
+        let tbn = d.steps * d.batch * d.hidden;
+        check("trace states", self.states.len(), tbn)?;
+        check("trace acts", self.acts.len(), tbn * cell.acts())?;
+        let cells = if cell.has_cell_state() { tbn } else { 0 };
+        check("trace cells", self.cells.len(), cells)
+    }
+}
+
 /// Where the gradients go; each is overwritten. `x` is skipped when `None`.
 #[derive(Debug)]
 pub struct Grads<'a> {
@@ -245,23 +272,7 @@ pub fn forward(
     let keep = trace.is_some();
     let mut local = Trace::default();
     let tr = trace.unwrap_or(&mut local);
-    let sized = |v: &mut Vec<f32>, len: usize| {
-        v.clear();
-        v.resize(len, 0.0);
-    };
-    sized(&mut tr.states, if keep { t_len * b * n } else { 0 });
-    sized(
-        &mut tr.acts,
-        if keep { t_len * b * cell.acts() * n } else { 0 },
-    );
-    sized(
-        &mut tr.cells,
-        if keep && cell.has_cell_state() {
-            t_len * b * n
-        } else {
-            0
-        },
-    );
+    tr.prepare(cell, d, keep);
     let bl = blocks(b);
     let data: Vec<_> = split(&mut pre, (t_len, b, gh), &bl)
         .into_iter()
@@ -377,13 +388,7 @@ pub fn backward(
     let gh = cell.gates() * n;
     let tbn = t_len * b * n;
     check("d_out", d_out.len(), tbn)?;
-    check("trace states", trace.states.len(), tbn)?;
-    check("trace acts", trace.acts.len(), t_len * b * cell.acts() * n)?;
-    check(
-        "trace cells",
-        trace.cells.len(),
-        if cell.has_cell_state() { tbn } else { 0 },
-    )?;
+    trace.check(cell, d)?;
     if let Some(m) = d_mem {
         check("d_mem", m.len(), tbn)?;
     }
@@ -461,13 +466,29 @@ pub fn backward(
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let d_h: &[f32] = if gru { &d_hp } else { &d_pre };
+    weight_grads(cell, d, (x, w.w_ih), &trace.states, (&d_pre, &d_hp), grads)
+}
+
+/// The weight, bias and input gradients from the pre-activation gradients of every step
+/// (`d_hp`: GRU's recurrent-side ones, else empty).
+fn weight_grads(
+    cell: Cell,
+    d: Dims,
+    (x, w_ih): (&[f32], &[f32]),
+    states: &[f32],
+    (d_pre, d_hp): (&[f32], &[f32]),
+    grads: Grads<'_>,
+) -> Result<(), String> {
+    let (t_len, b, n, k) = (d.steps, d.batch, d.hidden, d.input);
+    let gh = cell.gates() * n;
+    let gru = cell == Cell::Gru;
+    let d_h: &[f32] = if gru { d_hp } else { d_pre };
     // dW_hh = Σ_{t ≥ 1} dh_tᵀ · state_{t-1} and dW_ih = Σ_t dx_tᵀ · x_t, each formed transposed
     // (`[H, G·H]`, `[K, G·H]`): the product is then split over the long `G·H` side and every
     // thread packs only the small `state`/`x` operand whole
     if t_len > 1 {
         let rows = (t_len - 1) * b;
-        let states = MatRef::row_major(&trace.states[..rows * n], rows, n).t();
+        let states = MatRef::row_major(&states[..rows * n], rows, n).t();
         transposed_product(
             states,
             MatRef::row_major(&d_h[b * gh..], rows, gh),
@@ -478,10 +499,10 @@ pub fn backward(
     }
     let tb = t_len * b;
     let xs = MatRef::row_major(x, tb, k).t();
-    transposed_product(xs, MatRef::row_major(&d_pre, tb, gh), grads.w_ih)?;
-    column_sums(&d_pre, gh, grads.b_ih);
+    transposed_product(xs, MatRef::row_major(d_pre, tb, gh), grads.w_ih)?;
+    column_sums(d_pre, gh, grads.b_ih);
     if gru {
-        column_sums(&d_hp, gh, grads.b_hh);
+        column_sums(d_hp, gh, grads.b_hh);
     } else {
         // both biases enter the same sum
         grads.b_hh.copy_from_slice(grads.b_ih);
@@ -491,8 +512,8 @@ pub fn backward(
         sgemm(
             dx,
             k,
-            MatRef::row_major(&d_pre, tb, gh),
-            MatRef::row_major(w.w_ih, gh, k),
+            MatRef::row_major(d_pre, tb, gh),
+            MatRef::row_major(w_ih, gh, k),
             false,
             true,
         )?;
