@@ -215,25 +215,31 @@ fn split<'a>(
     out
 }
 
-/// Runs `job(block_index, block_rows, block_data)` for every block, in parallel.
+/// Runs `job(block_rows, block_data)` for every block, in parallel; the first error, if any.
 fn run_blocks<D: Send>(
     blocks: &[Range<usize>],
     data: Vec<D>,
-    job: impl Fn(Range<usize>, D) + Sync,
-) {
+    job: impl Fn(Range<usize>, D) -> Result<(), String> + Sync,
+) -> Result<(), String> {
     let mut jobs: Vec<(Range<usize>, D)> = blocks.iter().cloned().zip(data).collect();
     if jobs.len() == 1 {
-        if let Some((r, d)) = jobs.pop() {
-            job(r, d);
-        }
-        return;
+        return match jobs.pop() {
+            Some((r, d)) => job(r, d),
+            None => Ok(()),
+        };
     }
+    let failed = std::sync::Mutex::new(Ok(()));
     rayon::scope(|s| {
         for (r, d) in jobs {
-            let job = &job;
-            s.spawn(move |_| job(r, d));
+            let (job, failed) = (&job, &failed);
+            s.spawn(move |_| {
+                if let Err(e) = job(r, d) {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Err(e);
+                }
+            });
         }
     });
+    failed.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 dispatch!(fn step_forward<'a>(cell: Cell, n: usize, s: StepFwd<'a>) => forward_impl);
@@ -281,7 +287,6 @@ pub fn forward(
         .zip(split(&mut tr.acts, (t_len, b, cell.acts() * n), &bl))
         .zip(split(&mut tr.cells, (t_len, b, n), &bl))
         .collect();
-    let failed = std::sync::Mutex::new(None);
     run_blocks(&bl, data, |rows, ((((pre, out), states), acts), cells)| {
         let nb = rows.len();
         let mut state = vec![0f32; nb * n];
@@ -301,15 +306,11 @@ pub fn forward(
             let g = &mut *pre[t];
             if t > 0 {
                 let a = MatRef::row_major(&state, nb, n);
-                let r = if cell == Cell::Gru {
+                if cell == Cell::Gru {
                     sgemm_packed(&mut hp, gh, a, &whh, false)
                 } else {
                     sgemm_packed(g, gh, a, &whh, true)
-                };
-                if let Err(e) = r {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
-                }
+                }?;
             }
             let acts_t: &mut [f32] = if keep { &mut *acts[t] } else { &mut acts_tmp };
             step_forward(
@@ -338,11 +339,8 @@ pub fn forward(
                 }
             }
         }
-    });
-    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        Ok(())
+    })
 }
 
 /// `out = (a·b)ᵀ` (`out` row-major `b.cols x a.rows`).
@@ -405,7 +403,6 @@ pub fn backward(
         .into_iter()
         .zip(split(&mut d_hp, (t_len, b, if gru { gh } else { 0 }), &bl))
         .collect();
-    let failed = std::sync::Mutex::new(None);
     run_blocks(&bl, data, |rows, (mut dpre, mut dhp)| {
         let nb = rows.len();
         let zeros = vec![0f32; nb * n];
@@ -454,18 +451,11 @@ pub fn backward(
             if t > 0 {
                 let g: &[f32] = if gru { &*dhp[t] } else { &*dpre[t] };
                 // GRU keeps its direct term `dh·z` in `d_state` and adds the product to it
-                if let Err(e) =
-                    sgemm_packed(&mut d_state, n, MatRef::row_major(g, nb, gh), &whh, gru)
-                {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
-                }
+                sgemm_packed(&mut d_state, n, MatRef::row_major(g, nb, gh), &whh, gru)?;
             }
         }
-    });
-    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+        Ok(())
+    })?;
     weight_grads(cell, d, (x, w.w_ih), &trace.states, (&d_pre, &d_hp), grads)
 }
 

@@ -107,7 +107,6 @@ pub fn rleaky_forward(
         .into_iter()
         .zip(split(&mut trace.mem, (t_len, b, n), &bl))
         .collect();
-    let failed = std::sync::Mutex::new(None);
     run_blocks(&bl, data, |rows, (mut spk, mut mem)| {
         let nb = rows.len();
         let (mut m, mut s) = (vec![0f32; nb * n], vec![0f32; nb * n]);
@@ -117,22 +116,15 @@ pub fn rleaky_forward(
             let rec_t: &[f32] = if t == 0 {
                 &[]
             } else {
-                if let Err(e) = sgemm_packed(&mut rec, n, MatRef::row_major(&s, nb, n), &wt, false)
-                {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
-                }
+                sgemm_packed(&mut rec, n, MatRef::row_major(&s, nb, n), &wt, false)?;
                 &rec
             };
             step(spec, cur, rec_t, bias, &mut m, &mut s);
             spk[t].copy_from_slice(&s);
             mem[t].copy_from_slice(&m);
         }
-    });
-    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        Ok(())
+    })
 }
 
 /// One backward step of a block: `d_spk` (in: the spikes' gradient from above plus the
@@ -188,7 +180,6 @@ pub fn rleaky_backward(
     let wp = PackedB::new(MatRef::row_major(w, n, n))?;
     let bl = blocks(b);
     let data = split(d_current, (t_len, b, n), &bl);
-    let failed = std::sync::Mutex::new(None);
     run_blocks(&bl, data, |rows, mut dcur| {
         let nb = rows.len();
         let zeros = vec![0f32; nb * n];
@@ -216,16 +207,11 @@ pub fn rleaky_backward(
             if t > 0 {
                 // the feedback's share of the previous spikes' gradient: dU[t]·V
                 let g = MatRef::row_major(&*dcur[t], nb, n);
-                if let Err(e) = sgemm_packed(&mut d_spk, n, g, &wp, false) {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
-                }
+                sgemm_packed(&mut d_spk, n, g, &wp, false)?;
             }
         }
-    });
-    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+        Ok(())
+    })?;
     // dV = Σ_{t ≥ 1} dU[t]ᵀ·S[t-1]; db = Σ_t dU[t]
     if t_len > 1 {
         let rows = (t_len - 1) * b;
