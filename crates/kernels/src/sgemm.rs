@@ -60,6 +60,27 @@ pub(crate) fn write_row(c: &mut [f32], row: &[f32; NR], set: bool) {
     }
 }
 
+/// Asks the CPU to bring a tile's `rows` destination rows (`NR` values from `at`, row stride
+/// `rs`) into cache while the tile is computed: the write-back at its end otherwise waits on
+/// memory for every row, as the destination is usually cold (written long before, or new).
+#[inline(always)]
+pub(crate) fn prefetch_tile(at: *const f32, rs: usize, rows: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for i in 0..rows {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // a row of `NR` values spans at most two cache lines: its first and last value's
+        let first = at.wrapping_add(i * rs);
+        // SAFETY: SSE is part of every x86_64 CPU, and a prefetch never faults, whatever
+        // the address.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(first.cast());
+            _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(NR - 1).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, rs, rows);
+}
+
 /// Packs rows `rows` x inner terms `ks` of `a` into `MR`-row panels, zero-padded.
 #[inline(always)]
 pub(crate) fn pack_a(a: &MatRef<'_>, rows: Range<usize>, ks: Range<usize>, out: &mut [f32]) {
@@ -214,6 +235,7 @@ unsafe fn product<const FMA: bool>(
                     let bpanel = &bp[jp * kc * NR..(jp + 1) * kc * NR];
                     for (ip, i0) in irows.clone().step_by(MR).enumerate() {
                         let mr = MR.min(irows.end - i0);
+                        prefetch_tile(dst.ptr.wrapping_add(i0 * rs + j0), rs, mr);
                         let acc = tile::<FMA>(kc, &ap[ip * kc * MR..(ip + 1) * kc * MR], bpanel);
                         for (i, row) in acc.iter().enumerate().take(mr) {
                             // SAFETY: row `i0 + i` and columns `j0..j0 + nr` lie in

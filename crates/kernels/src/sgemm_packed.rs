@@ -8,7 +8,9 @@
 //! [`crate::sgemm::sgemm`], so the two give the same bits.
 
 use crate::gemm::MatRef;
-use crate::sgemm::{aligned, pack_a, pack_b, tile, write_row, KC, MC, MR, NR, SCRATCH};
+use crate::sgemm::{
+    aligned, pack_a, pack_b, prefetch_tile, tile, write_row, KC, MC, MR, NR, SCRATCH,
+};
 
 /// A `k x n` right operand packed into the `KC x NR` column panels the microkernel reads.
 #[derive(Debug, Clone)]
@@ -78,6 +80,7 @@ fn product_impl<const FMA: bool>(
                 let bpanel = &block[jp * kc * NR..(jp + 1) * kc * NR];
                 for (ip, i0) in irows.clone().step_by(MR).enumerate() {
                     let mr = MR.min(irows.end - i0);
+                    prefetch_tile(dst.as_ptr().wrapping_add(i0 * rs + j0), rs, mr);
                     let acc = tile::<FMA>(kc, &ap[ip * kc * MR..(ip + 1) * kc * MR], bpanel);
                     for (i, row) in acc.iter().enumerate().take(mr) {
                         let at = (i0 + i) * rs + j0;
