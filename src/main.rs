@@ -130,24 +130,11 @@ enum Command {
     },
     /// Render the leaderboard from the run directories; with --write, replace the section between
     /// `<!-- leaderboard:begin -->` and `<!-- leaderboard:end -->` of that file.
-    Leaderboard {
-        /// Root of the run directories.
-        #[arg(long, default_value = "runs")]
-        runs: PathBuf,
-        /// Labels per experiment: project, iteration, notes, status (valid|invalid|abandoned).
-        #[arg(long, default_value = "leaderboard.yaml")]
-        annotations: PathBuf,
-        /// Research state whose iterations label their experiments (and mark invalid ones);
-        /// its labels win over the annotations file's. Skipped when the folder does not exist.
-        #[arg(long, default_value = "projects")]
-        projects: PathBuf,
-        /// Directory whose leaderboard.md.j2 overrides the shipped template.
-        #[arg(long, default_value = "templates")]
-        templates: PathBuf,
-        /// Markdown file to update in place (e.g. README.md); else print the section.
-        #[arg(long)]
-        write: Option<PathBuf>,
-    },
+    Leaderboard(analysis::LeaderboardArgs),
+    /// Compare our runs with the upstream projects' published values (`reference/*.yaml`):
+    /// report.md, fidelity.csv, seeds.csv and a figure, row by row within or outside one
+    /// reference std, with Welch's test.
+    Fidelity(analysis::FidelityArgs),
     /// Write an evidence report (report.md, CSVs, figures) for experiments or experiment/variants.
     Report(analysis::ReportArgs),
     /// Run sweeps on a PBS or Slurm cluster over SSH: setup, script, submit, status, cancel,
@@ -381,13 +368,8 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             Ok(())
         }
         Command::Runs { runs, metric, csv } => analysis::runs(&runs, &metric, csv.as_deref()),
-        Command::Leaderboard {
-            runs,
-            annotations,
-            projects,
-            templates,
-            write,
-        } => analysis::leaderboard(&runs, &annotations, &projects, &templates, write.as_deref()),
+        Command::Leaderboard(args) => analysis::leaderboard(args),
+        Command::Fidelity(args) => analysis::fidelity(args),
         Command::Report(args) => analysis::report(args),
         Command::Cluster(args) => cluster::run(configs, args),
         Command::Notebooks(command) => notebooks::run(configs, command),

@@ -1,9 +1,10 @@
-//! The analysis commands of the CLI: `runs`, `leaderboard` and `report`, thin over the library.
+//! The analysis commands of the CLI: `runs`, `leaderboard`, `fidelity` and `report`, thin over
+//! the library.
 
 use std::path::{Path, PathBuf};
 
 use autoresearch::report::{
-    write_section, Annotations, EvidenceReport, Leaderboard, ReportOptions,
+    write_section, Annotations, EvidenceReport, Fidelity, Leaderboard, References, ReportOptions,
 };
 use autoresearch::runs::{scan, status_counts, RunScan};
 use autoresearch::stats::{summarize, Group};
@@ -45,31 +46,100 @@ pub fn runs(root: &Path, metric: &str, csv: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// `autoresearch leaderboard`.
-pub fn leaderboard(
-    root: &Path,
-    annotations: &Path,
-    projects: &Path,
-    templates: &Path,
-    write: Option<&Path>,
-) -> Result<()> {
-    let found = scan_reporting(root)?;
+/// What `autoresearch leaderboard` was asked for.
+#[derive(clap::Args)]
+pub struct LeaderboardArgs {
+    /// Root of the run directories.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Labels per experiment: project, iteration, notes, status (valid|invalid|abandoned).
+    #[arg(long, default_value = "leaderboard.yaml")]
+    annotations: PathBuf,
+    /// Research state whose iterations label their experiments (and mark invalid ones);
+    /// its labels win over the annotations file's. Skipped when the folder does not exist.
+    #[arg(long, default_value = "projects")]
+    projects: PathBuf,
+    /// Upstream projects' published values (a reference YAML file or a folder of them),
+    /// shown beside ours with the distance in reference stds. Skipped when missing.
+    #[arg(long, default_value = "reference")]
+    references: PathBuf,
+    /// Directory whose leaderboard.md.j2 overrides the shipped template.
+    #[arg(long, default_value = "templates")]
+    templates: PathBuf,
+    /// Markdown file to update in place (e.g. README.md); else print the section.
+    #[arg(long)]
+    write: Option<PathBuf>,
+}
+
+/// The leaderboard's labels: the annotations file, then the research state's (which win).
+fn labels(annotations: &Path, projects: &Path) -> Result<Annotations> {
     let mut labels = Annotations::load(annotations)?;
     if projects.is_dir() {
         labels.merge(autoresearch::state::ProjectStore::new(projects).annotations()?);
     }
-    let board =
-        Leaderboard::build(&found.runs, &labels)?.with_runs_root(root.display().to_string());
-    let section = board.render(Some(templates))?;
-    match write {
+    Ok(labels)
+}
+
+/// `autoresearch leaderboard`.
+pub fn leaderboard(args: LeaderboardArgs) -> Result<()> {
+    let found = scan_reporting(&args.runs)?;
+    let labels = labels(&args.annotations, &args.projects)?;
+    let references = References::load(&args.references)?;
+    let fidelity = Fidelity::build(&found.runs, &references, &labels)?;
+    let board = Leaderboard::build(&found.runs, &labels)?
+        .with_runs_root(args.runs.display().to_string())
+        .with_fidelity(&fidelity);
+    let section = board.render(Some(&args.templates))?;
+    match args.write {
         None => print!("{section}"),
         Some(path) => {
-            if write_section(path, &section)? {
+            if write_section(&path, &section)? {
                 println!("updated the leaderboard in {}", path.display());
             } else {
                 println!("{} is up to date", path.display());
             }
         }
+    }
+    Ok(())
+}
+
+/// What `autoresearch fidelity` was asked for.
+#[derive(clap::Args)]
+pub struct FidelityArgs {
+    /// Root of the run directories.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// The upstream projects' published values: a reference YAML file or a folder of them.
+    #[arg(long, default_value = "reference")]
+    references: PathBuf,
+    /// Labels per experiment, whose notes explain a row's difference.
+    #[arg(long, default_value = "leaderboard.yaml")]
+    annotations: PathBuf,
+    /// Research state whose iterations label their experiments.
+    #[arg(long, default_value = "projects")]
+    projects: PathBuf,
+    /// Output directory, e.g. reports/fidelity/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Directory whose fidelity.md.j2 overrides the shipped template.
+    #[arg(long, default_value = "templates")]
+    templates: PathBuf,
+}
+
+/// `autoresearch fidelity`.
+pub fn fidelity(args: FidelityArgs) -> Result<()> {
+    let references = References::load(&args.references)?;
+    if references.is_empty() {
+        return Err(autoresearch::Error::Analysis(format!(
+            "no reference rows in {}: give a reference YAML file or a folder of them (see reference/chpc_autoresearch.yaml)",
+            args.references.display()
+        )));
+    }
+    let found = scan_reporting(&args.runs)?;
+    let labels = labels(&args.annotations, &args.projects)?;
+    let fidelity = Fidelity::build(&found.runs, &references, &labels)?;
+    for path in fidelity.write(&args.out, Some(&args.templates))? {
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -35,6 +35,8 @@ pub struct FinalMetric {
     pub unit: String,
     /// The groups, in axis order.
     pub points: Vec<MetricPoint>,
+    /// A range of the metric shaded behind the points (e.g. within one reference std).
+    pub band: Option<(f64, f64)>,
 }
 
 /// Pixels per group along the x axis.
@@ -96,6 +98,7 @@ impl FinalMetric {
             metric,
             unit: String::new(),
             points,
+            band: None,
         })
     }
 
@@ -137,7 +140,8 @@ impl Chart for FinalMetric {
                 .into_iter()
                 .chain(p.values.iter().copied())
         });
-        let (y0, y1) = padded_range(ys);
+        let band = self.band.into_iter().flat_map(|(lo, hi)| [lo, hi]);
+        let (y0, y1) = padded_range(ys.chain(band));
         let labels: Vec<String> = self.points.iter().map(|p| p.label.clone()).collect();
         let rotated = self.rotated();
         let x_area = if rotated {
@@ -173,6 +177,15 @@ impl Chart for FinalMetric {
                 root.draw(&Text::new(text, (px - 7, py + 10 + width), style.clone()))
                     .map_err(err)?;
             }
+        }
+        if let Some((lo, hi)) = self.band {
+            let shade = RGBColor(225, 225, 225).filled();
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(-0.5, lo), (n as f64 - 0.5, hi)],
+                    shade,
+                )))
+                .map_err(err)?;
         }
         for (i, p) in self.points.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];

@@ -1,7 +1,8 @@
 //! The README leaderboard: per dataset, groups ranked by the seed mean of their objective (the
 //! metric that picked each run's best checkpoint, in its direction: validation accuracy for
 //! classification, e.g. a position error for path integration), labelled from an annotations
-//! file (project, iteration, notes, invalid / abandoned), and the replacement of the README's
+//! file (project, iteration, notes, invalid / abandoned), with the upstream projects' values
+//! beside ours where a [`Fidelity`] comparison has them, and the replacement of the README's
 //! marked section.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +11,8 @@ use std::path::Path;
 use polars::prelude::{BooleanChunked, DataFrame, NewChunkedArray};
 use serde::{Deserialize, Serialize};
 
+use super::fidelity::Fidelity;
+use super::reference::ReferenceStatus;
 use super::{is_percent, render, value_pm};
 use crate::error::{Error, Result};
 use crate::frame::{f64_column, str_column};
@@ -116,6 +119,15 @@ pub struct Row {
     pub notes: String,
     /// `valid`, `invalid` or `abandoned`.
     pub status: String,
+    /// The upstream project's value for this experiment (`98.06% ± 0.15%, best epoch
+    /// (CHPC-Autoresearch, 5 seeds)`), `planned in <project>, never run`, or empty.
+    pub reference: String,
+    /// Ours minus the reference mean in reference stds, on the reference's statistic (`+0.4`),
+    /// or `—`.
+    pub distance: String,
+    /// `(experiment, variant)`, to find the row's reference.
+    #[serde(skip)]
+    pub key: (String, String),
     /// Seed mean, for sorting.
     #[serde(skip)]
     pub mean: f64,
@@ -137,6 +149,8 @@ pub struct DatasetTable {
     pub objective: MetricSpec,
     /// Rows, best first.
     pub rows: Vec<Row>,
+    /// Whether any row has a reference (the table then shows the reference columns).
+    pub has_reference: bool,
 }
 
 /// The whole leaderboard, ready to render.
@@ -207,6 +221,40 @@ impl Leaderboard {
         self
     }
 
+    /// Fills each ranked row's reference value and our distance from it in reference stds
+    /// from `fidelity` (which compares the statistic the reference reported: best epoch, last
+    /// epoch or at the lowest validation loss), matched by experiment and variant.
+    pub fn with_fidelity(mut self, fidelity: &Fidelity) -> Leaderboard {
+        for table in &mut self.datasets {
+            for row in &mut table.rows {
+                let Some(f) = fidelity.rows.iter().find(|f| {
+                    (
+                        f.reference.experiment.as_str(),
+                        f.reference.variant.as_str(),
+                    ) == (row.key.0.as_str(), row.key.1.as_str())
+                }) else {
+                    continue;
+                };
+                let r = &f.reference;
+                row.reference = match (r.status, r.value()) {
+                    (ReferenceStatus::Reported, Some((mean, std))) => format!(
+                        "{}, {} ({}{})",
+                        value_pm(mean, Some(std), f.percent),
+                        r.statistic.text(),
+                        f.project,
+                        r.seeds.map(|n| format!(", {n} seeds")).unwrap_or_default()
+                    ),
+                    _ => format!("planned in {}, never run", f.project),
+                };
+                row.distance = f
+                    .distance
+                    .map_or_else(|| "—".into(), |d| format!("{d:+.1}"));
+            }
+            table.has_reference = table.rows.iter().any(|r| !r.reference.is_empty());
+        }
+        self
+    }
+
     /// The leaderboard's markdown (template `leaderboard.md.j2`).
     pub fn render(&self, templates: Option<&Path>) -> Result<String> {
         render("leaderboard.md.j2", templates, self)
@@ -259,6 +307,9 @@ fn summary_rows(
             value: value_pm(m, std[i], is_percent(&objective.unit)),
             seeds: n[i].unwrap_or(0.0) as u64,
             notes: a.notes.unwrap_or_default(),
+            reference: String::new(),
+            distance: "—".into(),
+            key: (e.clone(), v.clone()),
             status: serde_yaml_ng::to_string(&a.status)
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default(),
@@ -346,6 +397,7 @@ fn ranked_tables(tables: BTreeMap<(String, String), Vec<Row>>) -> Vec<DatasetTab
                 header: metric_header(&objective),
                 objective,
                 rows,
+                has_reference: false,
             })
         })
         .collect()

@@ -1,9 +1,11 @@
 //! Text from minijinja templates: the README leaderboard ([`leaderboard`]), evidence reports
-//! ([`evidence`]), and the cluster job scripts ([`crate::cluster`]). Templates live in `templates/`; the
+//! ([`evidence`]), the comparison with published values ([`reference`], [`fidelity`]), and the cluster job scripts ([`crate::cluster`]). Templates live in `templates/`; the
 //! build embeds copies, and a project's own `templates/` directory overrides them by file name.
 
 pub mod evidence;
+pub mod fidelity;
 pub mod leaderboard;
+pub mod reference;
 
 use std::path::Path;
 
@@ -13,9 +15,11 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 pub use evidence::{EvidenceReport, NamedFigure, ReportOptions};
+pub use fidelity::{Fidelity, FidelityRow, SeedValue, Verdict};
 pub use leaderboard::{
     replace_section, write_section, Annotation, Annotations, EntryStatus, Leaderboard,
 };
+pub use reference::{ReferenceFile, ReferenceRow, ReferenceStatus, References};
 
 /// The templates shipped with the build, by file name.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -24,6 +28,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/leaderboard.md.j2"),
     ),
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
+    (
+        "fidelity.md.j2",
+        include_str!("../../templates/fidelity.md.j2"),
+    ),
     (
         "hpo_report.md.j2",
         include_str!("../../templates/hpo_report.md.j2"),

@@ -1,9 +1,11 @@
 //! Statistics across seeds: per-group summaries (mean, sample std, 95% t interval, best seed)
 //! and seed-paired comparisons (mean delta with its interval, paired t-test, Wilcoxon
 //! signed-rank test, Cohen's d), on plain slices here and on the `runs` frame
-//! ([`summarize`], [`paired_comparisons`]).
+//! ([`summarize`], [`paired_comparisons`]), and Welch's test of two samples' summaries
+//! ([`welch`]: ours against a published mean ± std).
 
 mod frames;
+mod welch;
 mod wilcoxon;
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -12,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::metric::Mode;
 
 pub use frames::{paired_comparisons, summarize, Group, Pair, PAIRED_COLUMNS, SUMMARY_COLUMNS};
+pub use welch::{welch, SampleSummary, Welch};
 pub use wilcoxon::{wilcoxon_signed_rank, Wilcoxon};
 
 /// Mean, sample spread and 95% interval of one sample.

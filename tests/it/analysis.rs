@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use autoresearch::frame::{f64_column, str_column};
 use autoresearch::plot::{Figure, LearningCurves, MembraneTrace, SpikeRaster};
 use autoresearch::report::{
-    replace_section, Annotations, EvidenceReport, Leaderboard, ReportOptions,
+    replace_section, Annotations, EvidenceReport, Fidelity, Leaderboard, References, ReportOptions,
 };
 use autoresearch::runs::scan;
 use autoresearch::stats::{paired_comparisons, summarize, Group, Pair, PAIRED_COLUMNS};
@@ -40,7 +40,7 @@ fn metrics(exp: &str, seed: u64, status: &str, best: Option<f64>, epochs: usize)
 }
 
 /// Three experiments x five seeds, one corrupt run and one running run under `root/runs`.
-fn synthetic_runs(root: &Path) -> PathBuf {
+pub(crate) fn synthetic_runs(root: &Path) -> PathBuf {
     let runs = root.join("runs");
     for (exp, values, lr) in [
         ("exp_a", A, 0.001),
@@ -281,7 +281,7 @@ pub fn golden(name: &str, got: &str) {
     assert_eq!(got, want, "{} differs from the rendering", path.display());
 }
 
-fn annotations() -> Annotations {
+pub(crate) fn annotations() -> Annotations {
     serde_yaml_ng::from_str(
         "entries:\n  exp_b: {project: snn-baselines, iteration: '2', notes: wider hidden layer}\n  exp_a: {project: snn-baselines, iteration: '1'}\n  exp_c: {project: snn-baselines, iteration: '3', status: invalid, notes: 'label leak in the encoder'}\n",
     )
@@ -889,9 +889,12 @@ fn version_1_run_directories_scan_rank_and_report_as_before() {
             .annotations()
             .unwrap(),
     );
+    let references = References::load(&repo.join("reference")).unwrap();
+    let fidelity = Fidelity::build(&found.runs, &references, &labels).unwrap();
     let section = Leaderboard::build(&found.runs, &labels)
         .unwrap()
         .with_runs_root("reports/runs")
+        .with_fidelity(&fidelity)
         .render(Some(&repo.join("templates")))
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ mod compose;
 mod connectome;
 mod data;
 mod dynamics;
+mod fidelity;
 mod grad;
 mod grid;
 mod hpo;

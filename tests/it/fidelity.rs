@@ -1,0 +1,98 @@
+//! Our runs against published reference values: the fidelity report and the leaderboard's
+//! reference columns, on the synthetic runs of the analysis tests and a reference file.
+
+use autoresearch::report::{Fidelity, Leaderboard, References, Verdict};
+use autoresearch::runs::scan;
+
+use super::analysis::{annotations, golden, synthetic_runs};
+
+/// exp_a on the last epoch (its synthetic history peaks there), exp_b on the lowest val_loss
+/// (a flat loss: the first epoch, 0.02 below its best), exp_c planned upstream, exp_d never run.
+const REFERENCE: &str = "project: Upstream
+source: a README
+metric: val_acc
+unit: fraction
+rows:
+  - {experiment: exp_a, model: A-net, encoding: rate, statistic: last_epoch, mean: 0.9713,
+     std: 0.0012, ddof: 1, seeds: 5, per_seed: [0.9700, 0.9710, 0.9713, 0.9716, 0.9726],
+     budget: 3 epochs, source: iter 1}
+  - {experiment: exp_b, model: B-net, encoding: rate, statistic: at_min_val_loss, mean: 0.9755,
+     std: 0.0009, seeds: 5, budget: 3 epochs, source: iter 2, differences: B has a wider layer}
+  - {experiment: exp_c, model: C-net, encoding: ttfs, status: planned, budget: never run, source: plan}
+  - {experiment: exp_d, model: D-net, encoding: rate, mean: 0.9, std: 0.01, seeds: 3, budget: 1 epoch,
+     source: iter 4}
+";
+
+#[test]
+fn each_row_is_compared_on_its_statistic_and_the_report_traces_to_run_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let found = scan(synthetic_runs(tmp.path())).unwrap();
+    let file = tmp.path().join("reference.yaml");
+    std::fs::write(&file, REFERENCE).unwrap();
+    let references = References::load(&file).unwrap();
+    let fidelity = Fidelity::build(&found.runs, &references, &annotations()).unwrap();
+    let verdicts: Vec<Verdict> = fidelity.rows.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::Within,
+            Verdict::Outside,
+            Verdict::New,
+            Verdict::NoRuns
+        ]
+    );
+    let (a, b) = (&fidelity.rows[0], &fidelity.rows[1]);
+    // exp_a's last epochs are its synthetic best values, mean 0.97132
+    let mean_a = a.ours_mean.unwrap();
+    assert!((mean_a - 0.97132).abs() < 1e-12, "{mean_a}");
+    assert!((a.distance.unwrap() - (0.97132 - 0.9713) / 0.0012).abs() < 1e-9);
+    // Welch against the five published values: same mean, so p is large
+    let w = a.welch.unwrap();
+    assert!(w.p_two_sided > 0.9 && w.dof > 4.0, "{w:?}");
+    // exp_b's first epochs (the lowest, flat, val_loss) are 0.02 below its best
+    assert!((b.ours_mean.unwrap() - (0.97546 - 0.02)).abs() < 1e-12);
+    assert!(b.welch.unwrap().p_two_sided < 1e-6);
+    assert_eq!(b.ours.len(), 5, "the running seed 5 is not counted");
+
+    let out = tmp.path().join("fidelity");
+    let written = fidelity.write(&out, None).unwrap();
+    for name in [
+        "report.md",
+        "fidelity.csv",
+        "seeds.csv",
+        "fidelity.svg",
+        "fidelity.png",
+    ] {
+        assert!(written.contains(&out.join(name)), "{name} not written");
+    }
+    let seeds = std::fs::read_to_string(out.join("seeds.csv")).unwrap();
+    // fifteen runs of ours (exp_a, exp_b and the new exp_c) with their directories, five
+    // published values without
+    assert_eq!(seeds.matches(",ours,").count(), 15);
+    assert_eq!(seeds.matches(",reference,").count(), 5);
+    assert!(seeds.contains("/runs/exp_a/default/seed_0"));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    golden("fidelity.md", &report);
+
+    // the leaderboard shows the reference and the distance on the same statistic
+    let board = Leaderboard::build(&found.runs, &annotations())
+        .unwrap()
+        .with_fidelity(&fidelity);
+    golden("leaderboard_reference.md", &board.render(None).unwrap());
+}
+
+#[test]
+fn a_reference_file_with_a_bad_row_is_one_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("reference.yaml");
+    std::fs::write(
+        &file,
+        REFERENCE.replace("mean: 0.9755,", "mean: 0.9755, colour: red,"),
+    )
+    .unwrap();
+    let err = References::load(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("reference.yaml") && err.contains("unknown field `colour`"),
+        "{err}"
+    );
+}
