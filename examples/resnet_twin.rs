@@ -57,6 +57,7 @@ fn export(dir: &Path, width: usize, device: DeviceConfig) -> Res<()> {
         &x.to_device(&device)?,
         &y.to_device(&device)?,
         &Classification { classes: 10 },
+        0,
     )?;
     let mut norms = serde_json::Map::new();
     for (name, var) in vars.named_vars()? {

@@ -112,6 +112,7 @@ impl BenchModel {
                     cell,
                     hidden: 256,
                     layers: 2,
+                    dropout: 0.0,
                 },
                 encoder: EncoderConfig::Rows,
             })
@@ -126,6 +127,7 @@ impl BenchModel {
             BenchModel::Ffnn => ModelConfig::Ffnn(FfnnConfig {
                 hidden: vec![256, 128],
                 activation: Activation::Relu,
+                dropout: 0.0,
             }),
             BenchModel::Cnn => ModelConfig::Cnn(CnnConfig {
                 channels: vec![32, 64],
@@ -134,6 +136,7 @@ impl BenchModel {
                 pool: 2,
                 fc_hidden: vec![],
                 activation: Activation::Relu,
+                dropout: 0.0,
             }),
             BenchModel::SnnFfnn => ModelConfig::SnnFfnn(SnnFfnnConfig {
                 hidden: vec![512, 256],
@@ -433,13 +436,15 @@ fn bench_train(which: BenchModel, opts: &BenchOptions, set: &ImageSet) -> Result
     on_pool(|| {
         time_rates(opts, |call| {
             let (x, y) = stream.next_batch(&device)?;
-            let input = model.encode(&x, batch_seed(opts.seed, 0, call))?;
+            let seed = batch_seed(opts.seed, 0, call);
+            let input = model.encode(&x, seed)?;
             let step = model.train_step(
                 &input,
                 &y,
                 &Classification {
                     classes: set.classes,
                 },
+                seed,
             )?;
             optimizer.step(&step.grads)?;
             Ok(())

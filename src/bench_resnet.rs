@@ -68,7 +68,7 @@ pub fn train(opts: &BenchOptions) -> Result<Rates> {
     on_pool(|| {
         time_rates(opts, |call| {
             let (x, y) = &data[call % BATCHES];
-            let step = net.train_step(x, y, &*task)?;
+            let step = net.train_step(x, y, &*task, 0)?;
             optimizer.step(&step.grads)?;
             Ok(())
         })

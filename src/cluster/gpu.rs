@@ -182,7 +182,7 @@ mod tests {
         let configs = tmp.path().join("configs");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let options = [
-            ("dataset", "mnist"),
+            ("dataset", "mnist_pixels"),
             ("model", "ffnn"),
             ("optimizer", "adam"),
             ("scheduler", "constant"),

@@ -126,6 +126,9 @@ pub struct FfnnConfig {
     /// Non-linearity after each hidden layer.
     #[serde(default)]
     pub activation: Activation,
+    /// Dropout probability after each hidden layer's non-linearity, in training (0: none).
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 /// Convolutional network: `[conv(k) -> act -> maxpool(p)]* -> flatten -> fc* -> classes`.
@@ -149,6 +152,10 @@ pub struct CnnConfig {
     /// Non-linearity after each conv and hidden fc layer.
     #[serde(default)]
     pub activation: Activation,
+    /// Dropout probability in training (0: none): whole channels after each conv block's pool
+    /// (torch's `Dropout2d`) and values after each hidden fc layer, as the reference's CNN.
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 fn default_kernel_size() -> usize {
@@ -293,6 +300,10 @@ pub struct RecurrentStack {
     /// Number of stacked layers.
     #[serde(default = "default_layers")]
     pub layers: usize,
+    /// Dropout probability on the outputs of every layer but the last, in training (torch's
+    /// `nn.LSTM(dropout=...)`; 0: none).
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 fn default_layers() -> usize {

@@ -16,8 +16,12 @@ use crate::nn::{BuildCtx, Network, SeededVarMap};
 /// Checks the values of `model` (see the module doc), each error naming its key path.
 pub fn values(model: &ModelConfig) -> Result<()> {
     match model {
-        ModelConfig::Ffnn(c) => widths("model.hidden", &c.hidden),
+        ModelConfig::Ffnn(c) => {
+            widths("model.hidden", &c.hidden)?;
+            dropout("model.dropout", c.dropout)
+        }
         ModelConfig::Cnn(c) => {
+            dropout("model.dropout", c.dropout)?;
             widths("model.channels", &c.channels)?;
             widths("model.fc_hidden", &c.fc_hidden)?;
             conv_sizes(c.kernel_size, c.pool)
@@ -280,7 +284,19 @@ fn conv_sizes(kernel_size: usize, pool: usize) -> Result<()> {
 
 fn stack(key: &str, s: &RecurrentStack) -> Result<()> {
     at_least_one(&format!("{key}.hidden"), s.hidden)?;
-    at_least_one(&format!("{key}.layers"), s.layers)
+    at_least_one(&format!("{key}.layers"), s.layers)?;
+    dropout(&format!("{key}.dropout"), s.dropout)
+}
+
+fn dropout(key: &str, p: f64) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            key,
+            format!("{p}; a dropout probability is in [0, 1)"),
+        ))
+    }
 }
 
 fn decay(key: &str, v: f64) -> Result<()> {

@@ -73,7 +73,7 @@ pub fn time_steps(cfg: &ExperimentConfig, warmup: usize, repeats: usize) -> Resu
         flosser.step(&*run.net, &single)?;
         let floss_ms = 1e3 * t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let step = run.net.train_step(&input, &b.target, &*task)?;
+        let step = run.net.train_step(&input, &b.target, &*task, 0)?;
         optimizer.step(&step.grads)?;
         let train_ms = 1e3 * t.elapsed().as_secs_f64();
         if i >= warmup {

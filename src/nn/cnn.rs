@@ -3,7 +3,8 @@
 use candle_core::{Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 
-use super::layers::{conv2d, forward_stack, linear_stack};
+use super::dropout::Dropout;
+use super::layers::{conv2d, forward_stack_t, linear_stack};
 
 use super::activation::apply;
 use super::{fused, Ops};
@@ -17,6 +18,8 @@ pub struct Cnn {
     fcs: Vec<Linear>,
     pool: usize,
     activation: Activation,
+    /// Channel dropout after each conv block, value dropout after each hidden fc layer.
+    dropout: Dropout,
     ops: Ops,
 }
 
@@ -35,6 +38,7 @@ impl Cnn {
             fcs,
             pool,
             activation,
+            dropout: Dropout::none(),
             ops,
         }
     }
@@ -85,7 +89,43 @@ impl Cnn {
         widths.extend(&cfg.fc_hidden);
         widths.push(classes);
         let fcs = linear_stack(&widths, &vb)?;
-        Ok(Cnn::new(convs, fcs, pool, cfg.activation, ops))
+        Ok(Cnn {
+            dropout: Dropout::new(cfg.dropout, 0)?,
+            ..Cnn::new(convs, fcs, pool, cfg.activation, ops)
+        })
+    }
+}
+
+impl Cnn {
+    /// The forward pass, in training when `seed` (the batch's) is given: whole channels
+    /// dropped after each conv block (torch's `Dropout2d`), values after each hidden fc layer.
+    ///
+    /// # Shapes
+    /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
+    pub fn forward_t(&self, x: &Tensor, seed: Option<u64>) -> candle_core::Result<Tensor> {
+        let fuse_pool = self.ops.fuses(x) && self.activation == Activation::Relu;
+        let mut h = x.clone();
+        for (i, conv) in self.convs.iter().enumerate() {
+            let c = conv.config();
+            if fuse_pool && c.stride == 1 && c.dilation == 1 && c.groups == 1 {
+                let (w, b) = (conv.weight(), conv.bias());
+                h = fused::conv2d_pool(&h, w, b, c.padding, true, self.pool)?;
+            } else {
+                h = apply(self.activation, &self.ops.conv2d(conv, &h)?)?;
+                if self.pool > 1 {
+                    h = self.ops.max_pool2d(&h, self.pool)?;
+                }
+            }
+            h = self.dropout.at(i as u64).forward_channels(&h, seed)?;
+        }
+        let fc_dropout = seed.map(|s| (self.dropout.at(self.convs.len() as u64), s));
+        forward_stack_t(
+            self.ops,
+            &self.fcs,
+            self.activation,
+            &h.flatten_from(1)?,
+            fc_dropout,
+        )
     }
 }
 
@@ -97,20 +137,6 @@ impl Module for Cnn {
     /// # Shapes
     /// `x`: `[B, C, H, W]` -> logits `[B, classes]`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let fuse_pool = self.ops.fuses(x) && self.activation == Activation::Relu;
-        let mut h = x.clone();
-        for conv in &self.convs {
-            let c = conv.config();
-            if fuse_pool && c.stride == 1 && c.dilation == 1 && c.groups == 1 {
-                let (w, b) = (conv.weight(), conv.bias());
-                h = fused::conv2d_pool(&h, w, b, c.padding, true, self.pool)?;
-                continue;
-            }
-            h = apply(self.activation, &self.ops.conv2d(conv, &h)?)?;
-            if self.pool > 1 {
-                h = self.ops.max_pool2d(&h, self.pool)?;
-            }
-        }
-        forward_stack(self.ops, &self.fcs, self.activation, &h.flatten_from(1)?)
+        self.forward_t(x, None)
     }
 }

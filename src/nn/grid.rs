@@ -302,7 +302,13 @@ impl Network for Grid {
     }
 
     /// The loss and the grid's own gradient (SnAP-1 or BPTT), averaged over the batch.
-    fn train_step(&self, input: &Tensor, target: &Tensor, _task: &dyn Task) -> Result<Step> {
+    fn train_step(
+        &self,
+        input: &Tensor,
+        target: &Tensor,
+        _task: &dyn Task,
+        _seed: u64,
+    ) -> Result<Step> {
         let labels = target.to_vec1::<u32>()?;
         let (loss_sum, grads, outputs, batch) = match self.cfg.precision {
             Precision::F32 => self.gradient::<f32>(input, &labels)?,

@@ -123,6 +123,7 @@ mod tests {
                 cell: CellKind::Lstm,
                 hidden: 2,
                 layers: 1,
+                dropout: 0.0,
             },
             encoder: EncoderConfig::Current { steps: 4 },
         }

@@ -5,6 +5,7 @@ use candle_core::Tensor;
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
 
 use super::activation::apply;
+use super::dropout::Dropout;
 use super::Ops;
 use crate::config::Activation;
 
@@ -58,6 +59,21 @@ pub fn forward_stack(
     activation: Activation,
     x: &Tensor,
 ) -> candle_core::Result<Tensor> {
+    forward_stack_t(ops, layers, activation, x, None)
+}
+
+/// [`forward_stack`] with `dropout` (and the training batch's seed) after every hidden
+/// layer's activation, hidden layer `i` drawing masks as the dropout's layer `index + i`.
+///
+/// # Shapes
+/// `x`: `[B, in]` -> `[B, out]`.
+pub fn forward_stack_t(
+    ops: Ops,
+    layers: &[Linear],
+    activation: Activation,
+    x: &Tensor,
+    dropout: Option<(Dropout, u64)>,
+) -> candle_core::Result<Tensor> {
     let mut h = x.clone();
     for (i, layer) in layers.iter().enumerate() {
         let hidden = i + 1 < layers.len();
@@ -65,6 +81,9 @@ pub fn forward_stack(
         h = ops.linear(layer, &h, relu)?;
         if hidden && !relu {
             h = apply(activation, &h)?;
+        }
+        if let (true, Some((d, seed))) = (hidden, dropout) {
+            h = d.at(d.index() + i as u64).forward(&h, Some(seed))?;
         }
     }
     Ok(h)

@@ -12,6 +12,7 @@ mod bpu;
 #[cfg(test)]
 mod bpu_tests;
 mod cnn;
+pub mod dropout;
 mod ffnn;
 pub mod fused;
 #[cfg(test)]
@@ -203,6 +204,15 @@ impl Network for Model {
     }
     fn encode(&self, input: &Tensor, seed: u64) -> Result<Tensor> {
         Model::encode(self, input, seed)
+    }
+    /// Dropout, where the model has some, with masks from the batch's `seed`.
+    fn forward_train(&self, input: &Tensor, seed: u64) -> Result<Tensor> {
+        match self {
+            Model::Ffnn(m) => m.forward_t(input, Some(seed)),
+            Model::Cnn(m) => m.forward_t(input, Some(seed)),
+            Model::Rnn(m) => m.forward_t(input, Some(seed)),
+            _ => Model::forward_probed(self, input, &mut NoProbe),
+        }
     }
     fn loss(
         &self,

@@ -115,15 +115,22 @@ pub trait Network: Send + Sync {
     }
 
     /// The forward pass of a training step: [`Network::forward`] by default; a network with
-    /// a training mode (batch norm on batch statistics) overrides it.
-    fn forward_train(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+    /// a training mode (batch norm on batch statistics, dropout) overrides it, drawing any
+    /// randomness (dropout masks) from `seed`, the batch's (so a resumed run draws the same).
+    fn forward_train(&self, input: &Tensor, _seed: u64) -> candle_core::Result<Tensor> {
         self.forward(input)
     }
 
     /// One step's loss, outputs and gradients: autograd of [`Network::loss`] at
-    /// [`Network::forward_train`] by default.
-    fn train_step(&self, input: &Tensor, target: &Tensor, task: &dyn Task) -> Result<Step> {
-        let output = self.forward_train(input)?;
+    /// [`Network::forward_train`] by default; `seed` is the batch's.
+    fn train_step(
+        &self,
+        input: &Tensor,
+        target: &Tensor,
+        task: &dyn Task,
+        seed: u64,
+    ) -> Result<Step> {
+        let output = self.forward_train(input, seed)?;
         let loss = self.loss(&output, target, task)?;
         let grads = loss.backward()?;
         Ok(Step {

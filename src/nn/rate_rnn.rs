@@ -268,7 +268,7 @@ mod tests {
         for ops in [Ops::Fused, Ops::Plain] {
             let vars = SeededVarMap::new(4);
             let rnn = net(ops, &vars)?;
-            let step = rnn.train_step(&s, &y, &task)?;
+            let step = rnn.train_step(&s, &y, &task, 0)?;
             let mut grads = Vec::new();
             for (name, var) in vars.named_vars()? {
                 let g = step

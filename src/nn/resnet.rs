@@ -221,7 +221,7 @@ impl Network for Resnet {
         self.forward_t(input, false)
     }
 
-    fn forward_train(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward_train(&self, input: &Tensor, _seed: u64) -> candle_core::Result<Tensor> {
         self.forward_t(input, true)
     }
 

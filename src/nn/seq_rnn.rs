@@ -55,10 +55,19 @@ impl SeqRnn {
     /// # Shapes
     /// `input`: `[T, B, ...]` (`[28, B, 28]` for `rows`) -> logits `[B, classes]`.
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        self.forward_t(input, None)
+    }
+
+    /// [`SeqRnn::forward`], in training when `seed` (the batch's) is given (dropout between
+    /// the recurrent layers).
+    ///
+    /// # Shapes
+    /// `input`: `[T, B, ...]` -> logits `[B, classes]`.
+    pub fn forward_t(&self, input: &Tensor, seed: Option<u64>) -> Result<Tensor> {
         let (t, b) = (input.dim(0)?, input.dim(1)?);
         let (_, h) = self
             .rnn
-            .forward_with(self.ops, &input.reshape((t, b, ()))?)?;
+            .forward_t(self.ops, &input.reshape((t, b, ()))?, seed)?;
         self.fc.forward(&h)
     }
 
@@ -85,6 +94,7 @@ mod tests {
                     cell,
                     hidden: 3,
                     layers: 2,
+                    dropout: 0.0,
                 },
                 encoder: EncoderConfig::Rows,
             });
@@ -111,6 +121,7 @@ mod tests {
                     cell,
                     hidden: 16,
                     layers: 2,
+                    dropout: 0.0,
                 },
                 encoder: EncoderConfig::Rows,
             });

@@ -290,8 +290,9 @@ impl Session<'_> {
                 } = rx.recv().map_err(|_| {
                     crate::Error::invalid("data", "the batch loader stopped early")
                 })??;
-                let input = run.net.encode(&x, batch_seed(cfg.seed, epoch_index, i))?;
-                let mut out = run.net.train_step(&input, &y, task)?;
+                let seed = batch_seed(cfg.seed, epoch_index, i);
+                let input = run.net.encode(&x, seed)?;
+                let mut out = run.net.train_step(&input, &y, task, seed)?;
                 if let Some(max_norm) = cfg.clip_grad_norm_per_parameter {
                     for param in &run.params {
                         clip_grad_norm(&mut out.grads, std::slice::from_ref(param), max_norm)?;

@@ -66,6 +66,7 @@ fn ffnn_gradients_match_finite_differences() {
     let cfg = ModelConfig::Ffnn(FfnnConfig {
         hidden: vec![6, 4],
         activation: Activation::Tanh,
+        dropout: 0.0,
     });
     let err = worst_gradient_error(&cfg, [1, 4, 4]);
     assert!(err < 1e-6, "max error {err}");
@@ -81,6 +82,7 @@ fn cnn_gradients_match_finite_differences_with_odd_pooling() {
         pool: 2,
         fc_hidden: vec![6],
         activation: Activation::Tanh,
+        dropout: 0.0,
     });
     let err = worst_gradient_error(&cfg, [1, 13, 13]);
     assert!(err < 1e-6, "max error {err}");

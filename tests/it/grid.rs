@@ -58,7 +58,7 @@ fn a_grid_of_other_height_reads_the_image_through_a_fixed_sparse_projection() {
         assert_eq!(v.dims(), [16, 10]);
     }
     let (x, y) = train_batch(&run, 4);
-    let step = run.net.train_step(&x, &y, &*run.data.task).unwrap();
+    let step = run.net.train_step(&x, &y, &*run.data.task, 0).unwrap();
     assert!(step.loss.is_finite());
     assert_eq!(step.output.dims(), [4, 10]);
     // the projection is drawn from the run seed: the same network gives the same scores
@@ -81,7 +81,7 @@ fn the_step_loss_and_scores_are_the_declared_readouts() {
             ],
         );
         let (x, y) = train_batch(&run, 9);
-        let step = run.net.train_step(&x, &y, &*run.data.task).unwrap();
+        let step = run.net.train_step(&x, &y, &*run.data.task, 0).unwrap();
         let out = run.net.forward(&x).unwrap();
         let loss = run
             .net
@@ -128,7 +128,7 @@ fn grad_selects_snap1_or_exact_bptt_for_the_same_forward() {
             ],
         );
         let (x, y) = train_batch(&run, 32);
-        let step = run.net.train_step(&x, &y, &*run.data.task).unwrap();
+        let step = run.net.train_step(&x, &y, &*run.data.task, 0).unwrap();
         let g: Vec<Vec<f32>> = run
             .params
             .iter()

@@ -344,7 +344,13 @@ impl Network for Pc {
     /// Relaxation of the hidden representations with the label clamped, then the gradient of
     /// the epoch's mix of `F` and cross-entropy; with energy weight 0, a plain cross-entropy
     /// step without relaxation.
-    fn train_step(&self, input: &Tensor, target: &Tensor, _task: &dyn Task) -> Result<Step> {
+    fn train_step(
+        &self,
+        input: &Tensor,
+        target: &Tensor,
+        _task: &dyn Task,
+        _seed: u64,
+    ) -> Result<Step> {
         let (we, wc) = self.weights;
         self.step(input, target, we, wc)
     }

@@ -390,7 +390,7 @@ fn an_energy_free_step_is_a_plain_cross_entropy_step_without_relaxation() -> R<(
     pc.start_epoch(1)?;
     let (x, y) = mnist_like(32, 3)?;
     let task = Classification { classes: 10 };
-    let step = pc.train_step(&x, &y, &task)?;
+    let step = pc.train_step(&x, &y, &task, 0)?;
     let ce = Ops::Fused.cross_entropy(&pc.forward(&x)?, &y)?;
     let plain = ce.backward()?;
     assert_eq!(step.loss, f64::from(ce.to_scalar::<f32>()?));
@@ -409,7 +409,7 @@ fn an_energy_free_step_is_a_plain_cross_entropy_step_without_relaxation() -> R<(
         (Some(0.0), Some(0.0))
     );
     pc.start_epoch(2)?;
-    pc.train_step(&x, &y, &task)?;
+    pc.train_step(&x, &y, &task, 0)?;
     let cols = pc.epoch_columns();
     let col = |n: &str| cols.iter().find(|c| c.name == n).map(|c| c.value);
     assert_eq!(col("relax_steps_per_sample"), Some(20.0));

@@ -105,6 +105,7 @@ fn seq_rnn(cell: CellKind, hidden: usize, vars: &SeededVarMap) -> Result<Model> 
             cell,
             hidden,
             layers: 2,
+            dropout: 0.0,
         },
         encoder: EncoderConfig::Rows,
     });
@@ -119,6 +120,7 @@ fn sequence_rnn(cell: CellKind, vars: &SeededVarMap) -> crate::Result<SequenceRn
             cell,
             hidden: 4,
             layers: 2,
+            dropout: 0.0,
         },
     };
     let ctx = BuildCtx {

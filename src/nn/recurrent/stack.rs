@@ -6,6 +6,7 @@ use candle_nn::VarBuilder;
 use super::cells::{Gru, Lstm, LstmState, Rnn};
 use super::CellWeights;
 use crate::config::{CellKind, RecurrentStack};
+use crate::nn::dropout::Dropout;
 use crate::nn::{fused, Ops};
 
 /// One recurrent layer of any kind.
@@ -100,12 +101,17 @@ impl Cell {
 #[derive(Debug, Clone)]
 pub struct Stack {
     layers: Vec<Cell>,
+    /// Dropout on every layer's outputs but the last's, in training.
+    dropout: Dropout,
 }
 
 impl Stack {
-    /// Builds from its layers (first reads the input).
+    /// Builds from its layers (first reads the input), without dropout.
     pub fn new(layers: Vec<Cell>) -> Self {
-        Stack { layers }
+        Stack {
+            layers,
+            dropout: Dropout::none(),
+        }
     }
 
     /// Builds `cfg.layers` layers `l0, l1, ...` under `vb` reading `input` features per step;
@@ -129,7 +135,10 @@ impl Stack {
                 Cell::new(cfg.cell, k, cfg.hidden, &vb.pp(format!("l{i}")))
             })
             .collect::<Result<_>>()?;
-        Ok(Stack::new(layers))
+        Ok(Stack {
+            layers,
+            dropout: Dropout::new(cfg.dropout, 0)?,
+        })
     }
 
     /// The layers, first to last.
@@ -151,11 +160,24 @@ impl Stack {
     /// # Shapes
     /// `x`: `[T, B, in]` -> (last layer's outputs `[T, B, H]`, its final hidden state `[B, H]`).
     pub fn forward_with(&self, ops: Ops, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.forward_t(ops, x, None)
+    }
+
+    /// As [`Stack::forward_with`], in training when `seed` (the batch's) is given: every
+    /// layer's outputs but the last's pass through the stack's dropout, layer `i` with masks
+    /// of its own.
+    ///
+    /// # Shapes
+    /// `x`: `[T, B, in]` -> (last layer's outputs `[T, B, H]`, its final hidden state `[B, H]`).
+    pub fn forward_t(&self, ops: Ops, x: &Tensor, seed: Option<u64>) -> Result<(Tensor, Tensor)> {
         if self.layers.is_empty() {
             candle_core::bail!("a recurrent stack needs at least one layer");
         }
         let mut x = x.clone();
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i > 0 {
+                x = self.dropout.at(i as u64).forward(&x, seed)?;
+            }
             x = layer.outputs(ops, &x)?;
         }
         let last = x.dim(0)? - 1;

@@ -139,6 +139,7 @@ fn init_uses_pytorch_names_and_bounds() -> Result<()> {
         cell: CellKind::Gru,
         hidden: 16,
         layers: 2,
+        dropout: 0.0,
     };
     Stack::from_config(&cfg, 5, "model.rnn", &vb.pp("rnn"))?;
     let named = vars.named_vars()?;
@@ -177,6 +178,7 @@ fn stack_gradient_error(kind: CellKind) -> Result<f64> {
         cell: kind,
         hidden: 3,
         layers: 2,
+        dropout: 0.0,
     };
     let stack = Stack::from_config(&cfg, 2, "rnn", &vars.var_builder(DType::F64, &dev))?;
     let x = Tensor::from_vec(
