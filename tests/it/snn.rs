@@ -159,10 +159,18 @@ fn fused_snn_ffnn_gives_the_plain_losses_and_gradients() {
 
 #[test]
 fn fused_snn_cnn_gives_the_plain_losses_and_gradients() {
-    assert_fused_matches_plain("mnist_snn_cnn_rate", &["model.encoder.steps=6"], 4);
+    // the reference's SNN-CNN (pad 1, a 128-unit hidden Leaky layer) over 12 steps, so the
+    // hidden layer fires and every weight gets a gradient; then the bench's shape (no hidden
+    // fc) with pooling before the Leaky
+    assert_fused_matches_plain("mnist_snn_cnn_rate", &["model.encoder.steps=12"], 6);
     assert_fused_matches_plain(
         "mnist_snn_cnn_rate",
-        &["model.encoder.steps=5", "model.order=conv_pool_lif"],
+        &[
+            "model.encoder.steps=5",
+            "model.order=conv_pool_lif",
+            "model.padding=0",
+            "model.fc_hidden=[]",
+        ],
         3,
     );
 }
