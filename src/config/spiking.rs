@@ -229,6 +229,25 @@ pub enum EncoderConfig {
         #[serde(default = "one")]
         gain: f64,
     },
+    /// Rows as time steps, each step's input the spike counts of a weightless Leaky neuron per
+    /// pixel of that row, driven by the pixel's own spike train over `steps` inner steps (T = H;
+    /// CHPC-Autoresearch's hybrid encoder): counts, not spikes, reach the network.
+    LifRowCounts {
+        /// How each pixel's inner spike train is drawn.
+        code: InnerCode,
+        /// Inner steps per row.
+        steps: usize,
+        /// Membrane decay per inner step.
+        #[serde(default = "default_beta")]
+        beta: f64,
+        /// Firing threshold (a spike when the membrane exceeds it; reset by subtraction, from
+        /// the previous step's membrane, as snnTorch's Leaky).
+        #[serde(default = "one")]
+        threshold: f64,
+        /// Latency code only: pixels below this intensity never fire (the reference's 1/steps).
+        #[serde(default = "default_lif_latency_threshold")]
+        latency_threshold: f64,
+    },
     /// Rows as time steps; a pixel spikes when it rose by at least `threshold` from the previous
     /// row (and, with `off_spikes`, emits -1 when it fell by at least `threshold`).
     Delta {
@@ -243,6 +262,23 @@ pub enum EncoderConfig {
 
 fn default_latency_threshold() -> f64 {
     0.01
+}
+fn default_lif_latency_threshold() -> f64 {
+    0.04
+}
+fn default_beta() -> f64 {
+    0.9
+}
+
+/// The inner spike train of [`EncoderConfig::LifRowCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InnerCode {
+    /// A spike with probability `p` at every inner step.
+    Rate,
+    /// One spike at `floor((1 - p)·steps)` (the last step at most) when `p` reaches the
+    /// latency threshold.
+    Latency,
 }
 fn default_tau() -> f64 {
     5.0

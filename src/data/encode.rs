@@ -7,7 +7,7 @@
 
 use candle_core::{Result, Tensor};
 
-use crate::config::{EncoderConfig, LatencyForm};
+use crate::config::{EncoderConfig, InnerCode, LatencyForm};
 use crate::error::Error;
 
 impl EncoderConfig {
@@ -17,9 +17,10 @@ impl EncoderConfig {
             EncoderConfig::Rate { steps, .. }
             | EncoderConfig::Latency { steps, .. }
             | EncoderConfig::Current { steps } => steps,
-            EncoderConfig::Rows | EncoderConfig::RateRows { .. } | EncoderConfig::Delta { .. } => {
-                image[1]
-            }
+            EncoderConfig::Rows
+            | EncoderConfig::RateRows { .. }
+            | EncoderConfig::Delta { .. }
+            | EncoderConfig::LifRowCounts { .. } => image[1],
         }
     }
 
@@ -38,13 +39,26 @@ impl EncoderConfig {
     pub fn is_row_code(&self) -> bool {
         matches!(
             self,
-            EncoderConfig::Rows | EncoderConfig::RateRows { .. } | EncoderConfig::Delta { .. }
+            EncoderConfig::Rows
+                | EncoderConfig::RateRows { .. }
+                | EncoderConfig::Delta { .. }
+                | EncoderConfig::LifRowCounts { .. }
         )
     }
 
     /// Whether the code emits spikes (0/±1 values, mostly zero) rather than analog values.
     pub fn emits_spikes(&self) -> bool {
-        !matches!(self, EncoderConfig::Current { .. } | EncoderConfig::Rows)
+        !matches!(
+            self,
+            EncoderConfig::Current { .. }
+                | EncoderConfig::Rows
+                | EncoderConfig::LifRowCounts { .. }
+        )
+    }
+
+    /// Whether the code reads pixels as intensities in [0, 1].
+    pub fn reads_intensities(&self) -> bool {
+        self.emits_spikes() || matches!(self, EncoderConfig::LifRowCounts { .. })
     }
 
     /// Checks the settings, and that pixels are intensities in [0, 1] where the code needs it;
@@ -66,12 +80,25 @@ impl EncoderConfig {
             Delta { threshold, .. } if threshold <= 0.0 => {
                 Some(("threshold", format!("{threshold} must be positive")))
             }
+            LifRowCounts { steps: 0, .. } => Some(("steps", "must be at least 1".to_string())),
+            LifRowCounts { beta, .. } if !(0.0..=1.0).contains(&beta) => {
+                Some(("beta", format!("{beta}; a decay per step is in [0, 1]")))
+            }
+            LifRowCounts { threshold, .. } if threshold <= 0.0 => {
+                Some(("threshold", format!("{threshold} must be positive")))
+            }
+            LifRowCounts {
+                latency_threshold, ..
+            } if !(0.0..1.0).contains(&latency_threshold) => Some((
+                "latency_threshold",
+                format!("{latency_threshold} is outside [0, 1)"),
+            )),
             _ => None,
         };
         if let Some((field, message)) = problem {
             return Err(Error::invalid(format!("{key}.{field}"), message));
         }
-        if self.emits_spikes() && !pixels_in_unit_range {
+        if self.reads_intensities() && !pixels_in_unit_range {
             return Err(Error::invalid(
                 key,
                 "spike encoders read pixels as intensities in [0, 1]; set data.normalize={kind: none}",
@@ -118,6 +145,36 @@ impl EncoderConfig {
                 let seq = host_pixels(&rows(images)?)?;
                 let out = rate(&seq, 1, gain, seed)?;
                 Tensor::from_vec(out, (self.steps(image), b, c * w), device)
+            }
+            EncoderConfig::LifRowCounts {
+                code,
+                steps,
+                beta,
+                threshold,
+                latency_threshold,
+            } => {
+                let seq = host_pixels(&rows(images)?)?;
+                let spikes = match code {
+                    InnerCode::Rate => rate(&seq, steps, 1.0, seed)?,
+                    InnerCode::Latency => {
+                        let mut out = vec![0f32; steps * seq.len()];
+                        for (i, &p) in seq.iter().enumerate() {
+                            let t = latency_step(
+                                p as f64,
+                                steps,
+                                latency_threshold,
+                                LatencyForm::Linear,
+                                1.0,
+                            );
+                            if let Some(t) = t {
+                                out[t * seq.len() + i] = 1.0;
+                            }
+                        }
+                        out
+                    }
+                };
+                let counts = lif_counts(&spikes, seq.len(), beta as f32, threshold as f32);
+                Tensor::from_vec(counts, (h, b, c * w), device)
             }
             EncoderConfig::Delta {
                 threshold,
@@ -172,6 +229,25 @@ fn rate(pixels: &[f32], steps: usize, gain: f64, seed: u64) -> Result<Vec<f32>> 
     Ok(out)
 }
 
+/// Spike counts of one weightless Leaky neuron per input over the inner steps of `spikes`
+/// (`[steps, n]`, step-major), as snnTorch's Leaky with reset by subtraction: the reset is
+/// decided by the previous step's membrane, `mem = beta·mem + s - reset·threshold`, and a
+/// spike is `mem > threshold`.
+pub fn lif_counts(spikes: &[f32], n: usize, beta: f32, threshold: f32) -> Vec<f32> {
+    let mut mem = vec![0f32; n];
+    let mut counts = vec![0f32; n];
+    for step in spikes.chunks_exact(n.max(1)) {
+        for ((m, c), &s) in mem.iter_mut().zip(counts.iter_mut()).zip(step) {
+            let reset = if *m > threshold { threshold } else { 0.0 };
+            *m = beta * *m + s - reset;
+            if *m > threshold {
+                *c += 1.0;
+            }
+        }
+    }
+    counts
+}
+
 /// The step at which a pixel of intensity `p` fires under the latency code, if it fires.
 pub fn latency_step(
     p: f64,
@@ -205,6 +281,57 @@ mod tests {
         // 2 images of 1x3x4 with intensities k/11
         let v: Vec<f32> = (0..24).map(|i| (i % 12) as f32 / 11.0).collect();
         Tensor::from_vec(v, (2, 1, 3, 4), &Device::Cpu)
+    }
+
+    #[test]
+    fn lif_row_counts_follow_snntorch_leaky_as_the_reference_hybrids_use_it() -> Result<()> {
+        // one weightless Leaky (beta 0.9, threshold 1.0) per input: a lone unit spike reaches
+        // exactly 1.0 and never fires; a spike at every one of 25 steps fires 21 times (the
+        // first step only charges, and the subtraction reset skips a step every 8th or so)
+        let steps = 25;
+        let mut every = vec![0f32; steps * 2];
+        every[0] = 1.0; // input 0: one spike at step 0
+        for t in 0..steps {
+            every[t * 2 + 1] = 1.0; // input 1: a spike at every step
+        }
+        assert_eq!(lif_counts(&every, 2, 0.9, 1.0), vec![0.0, 21.0]);
+        // threshold 0.9 under the latency code: each pixel's count is 1 exactly when it fires
+        // (p >= 0.04), so the counts are the binarised image (the reference's 8b/9b/10b rows)
+        let x = images()?;
+        let enc = EncoderConfig::LifRowCounts {
+            code: InnerCode::Latency,
+            steps,
+            beta: 0.9,
+            threshold: 0.9,
+            latency_threshold: 0.04,
+        };
+        let counts = enc.encode(&x, 0)?;
+        assert_eq!(counts.dims(), &[3, 2, 4]);
+        let want: Vec<f32> = rows(&x)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&p| f32::from(u8::from(p >= 0.04)))
+            .collect();
+        assert_eq!(counts.flatten_all()?.to_vec1::<f32>()?, want);
+        // the rate code: counts grow with intensity and repeat with the seed
+        let rate = EncoderConfig::LifRowCounts {
+            code: InnerCode::Rate,
+            steps,
+            beta: 0.9,
+            threshold: 1.0,
+            latency_threshold: 0.04,
+        };
+        let a = rate.encode(&x, 5)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(a, rate.encode(&x, 5)?.flatten_all()?.to_vec1::<f32>()?);
+        let dark_pixel_count = a[0]; // row 0, image 0, pixel 0: intensity 0
+        assert_eq!(dark_pixel_count, 0.0);
+        assert!(a.iter().all(|c| (0.0..=21.0).contains(c)));
+        assert!(
+            rate.validate("model.encoder", false).is_err(),
+            "needs [0, 1] pixels"
+        );
+        Ok(())
     }
 
     #[test]

@@ -234,7 +234,11 @@ fn model_values_and_shapes_are_checked_at_compose_time() {
             &["model.kernel_size=40"],
             "model.channels",
         ),
-        ("mnist_hybrid_gru_rate", &["model.window=7"], "model.window"),
+        (
+            "mnist_snn_ffnn_rate",
+            &["model=hybrid_gru", "model.window=7"],
+            "model.window",
+        ),
         (
             "mnist_snn_cnn_rate",
             &["model.encoder={kind: rows}"],
