@@ -41,6 +41,8 @@ pub struct SeedValue {
     pub value: f64,
     /// Its wall time in seconds.
     pub wall_time_s: f64,
+    /// The median of its epochs' training times (`epoch_time_s`), in seconds.
+    pub epoch_s: f64,
     /// Its run directory.
     pub path: String,
 }
@@ -105,14 +107,15 @@ impl Fidelity {
                 let (true, Some(seed), Some(dir)) = (mine, seed[i], &path[i]) else {
                     continue;
                 };
-                let (acc, loss) = validation_history(Path::new(dir))?;
-                let Some(value) = r.statistic.of_history(&acc, &loss) else {
+                let h = validation_history(Path::new(dir))?;
+                let Some(value) = r.statistic.of_history(&h.acc, &h.loss) else {
                     continue;
                 };
                 ours.push(SeedValue {
                     seed: seed as u64,
                     value,
                     wall_time_s: wall[i].unwrap_or(f64::NAN),
+                    epoch_s: median(h.epoch_s),
                     path: dir.clone(),
                 });
             }
@@ -167,6 +170,10 @@ impl Fidelity {
             .f64s("welch_p", opt(&|r| r.welch.map(|w| w.p_two_sided)))
             .strs("verdict", text(&|r| verdict_text(r.verdict).to_string()))
             .f64s("compute_h", opt(&|r| Some(hours(&r.ours))))
+            .f64s(
+                "epoch_s",
+                opt(&|r| Some(median(r.ours.iter().map(|s| s.epoch_s).collect()))),
+            )
             .finish()
     }
 
@@ -295,6 +302,7 @@ impl Fidelity {
                     "welch": r.welch.map_or_else(|| "—".into(), welch_text),
                     "verdict": verdict_text(r.verdict),
                     "hours": if r.ours.is_empty() { "—".to_string() } else { format!("{:.2}", hours(&r.ours)) },
+                    "epoch_s": if r.ours.is_empty() { "—".to_string() } else { format!("{:.1}", median(r.ours.iter().map(|s| s.epoch_s).collect())) },
                 })
             })
             .collect();
@@ -361,8 +369,26 @@ fn compare(
     })
 }
 
-/// A run's validation accuracy and loss per epoch, from its `history.csv`.
-fn validation_history(dir: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
+/// A run's per-epoch validation accuracy and loss and training time.
+struct History {
+    acc: Vec<f64>,
+    loss: Vec<f64>,
+    epoch_s: Vec<f64>,
+}
+
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
+/// A run's validation accuracy and loss and training time per epoch, from its `history.csv`.
+fn validation_history(dir: &Path) -> Result<History> {
     let path = dir.join("history.csv");
     let table = read_csv(&path)?;
     let numbers = |name: &str| -> Result<Vec<f64>> {
@@ -381,7 +407,11 @@ fn validation_history(dir: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
             })
             .collect()
     };
-    Ok((numbers("val_acc")?, numbers("val_loss")?))
+    Ok(History {
+        acc: numbers("val_acc")?,
+        loss: numbers("val_loss")?,
+        epoch_s: numbers("epoch_time_s")?,
+    })
 }
 
 /// The reference's sample: its per-seed values where published, else its mean, std (turned
@@ -464,6 +494,7 @@ mod tests {
                 seed: i as u64,
                 value,
                 wall_time_s: 60.0,
+                epoch_s: 20.0,
                 path: format!("runs/e/default/seed_{i}"),
             })
             .collect()
