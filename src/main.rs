@@ -78,8 +78,9 @@ enum Command {
     /// Measure training and inference samples/s against the PyTorch/snnTorch reference script
     /// (build with --release: `cargo run --release -- bench --json out.json`).
     Bench {
-        /// Models timed for training: a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn, r|resnet18 (ResNet-18
-        /// with the CIFAR stem on random 3x32x32 batches; comma-separated).
+        /// Models timed for training (comma-separated): a|ffnn, b|cnn, c|snn_ffnn, d|snn_cnn, the
+        /// row-wise e|lstm, f|gru, g|rnn (2 x 256), h|srnn, i|slstm, and r|resnet18 (ResNet-18
+        /// with the CIFAR stem on random 3x32x32 batches).
         #[arg(long, default_value = "a,b,c,d")]
         train: String,
         /// Models timed for inference.

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use autoresearch::report::{
-    write_section, Annotations, EvidenceReport, Fidelity, Leaderboard, References, ReportOptions,
+    write_section, Annotations, BenchRates, EvidenceReport, Fidelity, Leaderboard, References,
+    ReportOptions,
 };
 use autoresearch::runs::{scan, status_counts, RunScan};
 use autoresearch::stats::{summarize, Group};
@@ -124,6 +125,10 @@ pub struct FidelityArgs {
     /// Directory whose fidelity.md.j2 overrides the shipped template.
     #[arg(long, default_value = "templates")]
     templates: PathBuf,
+    /// `autoresearch bench --json` results (repeatable): each row's bench samples/s beside the
+    /// samples/s its full training runs reached.
+    #[arg(long)]
+    bench: Vec<PathBuf>,
 }
 
 /// `autoresearch fidelity`.
@@ -137,7 +142,8 @@ pub fn fidelity(args: FidelityArgs) -> Result<()> {
     }
     let found = scan_reporting(&args.runs)?;
     let labels = labels(&args.annotations, &args.projects)?;
-    let fidelity = Fidelity::build(&found.runs, &references, &labels)?;
+    let fidelity = Fidelity::build(&found.runs, &references, &labels)?
+        .with_bench(&BenchRates::read(&args.bench)?);
     for path in fidelity.write(&args.out, Some(&args.templates))? {
         println!("wrote {}", path.display());
     }

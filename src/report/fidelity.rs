@@ -11,6 +11,7 @@ use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use super::reference::{ReferenceRow, ReferenceStatus, References};
+use super::speed::{median, train_samples, BenchRates};
 use super::{is_percent, num, pvalue, render, value_pm, Annotations};
 use crate::error::Result;
 use crate::frame::{f64_column, read_csv, str_column, to_csv, Frame};
@@ -43,6 +44,9 @@ pub struct SeedValue {
     pub wall_time_s: f64,
     /// The median of its epochs' training times (`epoch_time_s`), in seconds.
     pub epoch_s: f64,
+    /// Its training samples over `epoch_s` (validation and probes included), where the log
+    /// gives the training set's size.
+    pub train_samples_s: Option<f64>,
     /// Its run directory.
     pub path: String,
 }
@@ -71,6 +75,22 @@ pub struct FidelityRow {
     pub verdict: Verdict,
     /// The leaderboard's notes for the experiment (our explanation of a difference).
     pub notes: String,
+    /// Training samples/s `autoresearch bench` measured for the same network (its row
+    /// `reference.bench`), once [`Fidelity::with_bench`] was given the results.
+    pub bench_samples_s: Option<f64>,
+}
+
+impl FidelityRow {
+    /// The median over our seeds of their end-to-end training samples/s.
+    pub fn train_samples_s(&self) -> Option<f64> {
+        let m = median(self.ours.iter().filter_map(|s| s.train_samples_s).collect());
+        m.is_finite().then_some(m)
+    }
+
+    /// End-to-end training samples/s over the bench's, where both are known.
+    pub fn train_over_bench(&self) -> Option<f64> {
+        Some(self.train_samples_s()? / self.bench_samples_s?)
+    }
 }
 
 /// The whole comparison.
@@ -78,6 +98,8 @@ pub struct FidelityRow {
 pub struct Fidelity {
     /// One row per reference row, by experiment and variant.
     pub rows: Vec<FidelityRow>,
+    /// The `autoresearch bench` results the bench column comes from.
+    pub bench_files: Vec<String>,
 }
 
 impl Fidelity {
@@ -108,6 +130,8 @@ impl Fidelity {
                     continue;
                 };
                 let h = validation_history(Path::new(dir))?;
+                let epoch_s = median(h.epoch_s);
+                let train_samples_s = train_samples(Path::new(dir)).map(|n| n as f64 / epoch_s);
                 let Some(value) = r.statistic.of_history(&h.acc, &h.loss) else {
                     continue;
                 };
@@ -115,7 +139,8 @@ impl Fidelity {
                     seed: seed as u64,
                     value,
                     wall_time_s: wall[i].unwrap_or(f64::NAN),
-                    epoch_s: median(h.epoch_s),
+                    epoch_s,
+                    train_samples_s: train_samples_s.filter(|v| v.is_finite()),
                     path: dir.clone(),
                 });
             }
@@ -129,7 +154,19 @@ impl Fidelity {
             let percent = is_percent(&origin.unit);
             rows.push(compare(r.clone(), &origin.project, percent, ours, notes)?);
         }
-        Ok(Fidelity { rows })
+        Ok(Fidelity {
+            rows,
+            bench_files: Vec::new(),
+        })
+    }
+
+    /// Each row's bench samples/s from `rates`, by its reference row's `bench` key.
+    pub fn with_bench(mut self, rates: &BenchRates) -> Fidelity {
+        for row in &mut self.rows {
+            row.bench_samples_s = row.reference.bench.as_deref().and_then(|k| rates.train(k));
+        }
+        self.bench_files = rates.files.clone();
+        self
     }
 
     /// One line per row: experiment, model, encoding, our and the reference's mean, std and
@@ -174,6 +211,9 @@ impl Fidelity {
                 "epoch_s",
                 opt(&|r| Some(median(r.ours.iter().map(|s| s.epoch_s).collect()))),
             )
+            .f64s("train_samples_s", opt(&|r| r.train_samples_s()))
+            .f64s("bench_samples_s", opt(&|r| r.bench_samples_s))
+            .f64s("train_over_bench", opt(&|r| r.train_over_bench()))
             .finish()
     }
 
@@ -303,6 +343,10 @@ impl Fidelity {
                     "verdict": verdict_text(r.verdict),
                     "hours": if r.ours.is_empty() { "—".to_string() } else { format!("{:.2}", hours(&r.ours)) },
                     "epoch_s": if r.ours.is_empty() { "—".to_string() } else { format!("{:.1}", median(r.ours.iter().map(|s| s.epoch_s).collect())) },
+                    "train_samples_s": r.train_samples_s().map_or_else(|| "—".into(), |v| format!("{v:.0}")),
+                    "bench": r.reference.bench.clone().unwrap_or_else(|| "—".into()),
+                    "bench_samples_s": r.bench_samples_s.map_or_else(|| "—".into(), |v| format!("{v:.0}")),
+                    "train_over_bench": r.train_over_bench().map_or_else(|| "—".into(), |v| format!("{:.0}%", 100.0 * v)),
                 })
             })
             .collect();
@@ -323,6 +367,7 @@ impl Fidelity {
             "compared_five": count(Verdict::Within, true) + count(Verdict::Outside, true),
             "hours": format!("{:.1}", self.rows.iter().map(|r| hours(&r.ours)).fold(0.0, |a, b| a + b)),
             "has_figure": has_figure,
+            "bench_files": self.bench_files,
         })
     }
 }
@@ -366,6 +411,7 @@ fn compare(
         welch: test,
         verdict,
         notes,
+        bench_samples_s: None,
     })
 }
 
@@ -374,17 +420,6 @@ struct History {
     acc: Vec<f64>,
     loss: Vec<f64>,
     epoch_s: Vec<f64>,
-}
-
-/// The median of `v` (NaN when empty).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
 }
 
 /// A run's validation accuracy and loss and training time per epoch, from its `history.csv`.
@@ -483,6 +518,7 @@ mod tests {
             budget: "b".into(),
             source: "s".into(),
             differences: None,
+            bench: None,
         }
     }
 
@@ -495,6 +531,7 @@ mod tests {
                 value,
                 wall_time_s: 60.0,
                 epoch_s: 20.0,
+                train_samples_s: None,
                 path: format!("runs/e/default/seed_{i}"),
             })
             .collect()

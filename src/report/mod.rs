@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod fidelity;
 pub mod leaderboard;
 pub mod reference;
+pub mod speed;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub use leaderboard::{
     replace_section, write_section, Annotation, Annotations, EntryStatus, Leaderboard,
 };
 pub use reference::{ReferenceFile, ReferenceRow, ReferenceStatus, References};
+pub use speed::BenchRates;
 
 /// The templates shipped with the build, by file name.
 const EMBEDDED: &[(&str, &str)] = &[

@@ -106,6 +106,9 @@ pub struct ReferenceRow {
     /// What differs between the upstream recipe and ours, where something does.
     #[serde(default)]
     pub differences: Option<String>,
+    /// The `autoresearch bench` row (`a`..`i`) that times the same network, where one does.
+    #[serde(default)]
+    pub bench: Option<String>,
 }
 
 fn default_variant() -> String {

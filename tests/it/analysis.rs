@@ -874,8 +874,10 @@ fn version_1_run_directories_scan_rank_and_report_as_before() {
         );
         assert_eq!((obj[i], val[i]), (m.best_val_acc, m.best_val_acc));
     }
+    // the four 5k-slice runs of 2026-11-30 (the full-data one of 2026-11-29 is archived outside
+    // the runs root since the row's recipe gained early stopping)
     assert!(
-        version_1 >= 5,
+        version_1 >= 4,
         "{version_1} version-1 runs under reports/runs"
     );
     // a folder of version-1 runs alone keeps the version-1 history columns, in order

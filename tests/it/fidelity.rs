@@ -1,7 +1,7 @@
 //! Our runs against published reference values: the fidelity report and the leaderboard's
 //! reference columns, on the synthetic runs of the analysis tests and a reference file.
 
-use autoresearch::report::{Fidelity, Leaderboard, References, Verdict};
+use autoresearch::report::{BenchRates, Fidelity, Leaderboard, References, Verdict};
 use autoresearch::runs::scan;
 
 use super::analysis::{annotations, golden, synthetic_runs};
@@ -15,7 +15,7 @@ unit: fraction
 rows:
   - {experiment: exp_a, model: A-net, encoding: rate, statistic: last_epoch, mean: 0.9713,
      std: 0.0012, ddof: 1, seeds: 5, per_seed: [0.9700, 0.9710, 0.9713, 0.9716, 0.9726],
-     budget: 3 epochs, source: iter 1}
+     budget: 3 epochs, source: iter 1, bench: c}
   - {experiment: exp_b, model: B-net, encoding: rate, statistic: at_min_val_loss, mean: 0.9755,
      std: 0.0009, seeds: 5, budget: 3 epochs, source: iter 2, differences: B has a wider layer}
   - {experiment: exp_c, model: C-net, encoding: ttfs, status: planned, budget: never run, source: plan}
@@ -30,7 +30,32 @@ fn each_row_is_compared_on_its_statistic_and_the_report_traces_to_run_directorie
     let file = tmp.path().join("reference.yaml");
     std::fs::write(&file, REFERENCE).unwrap();
     let references = References::load(&file).unwrap();
-    let fidelity = Fidelity::build(&found.runs, &references, &annotations()).unwrap();
+    // exp_a's runs say how many samples they trained on; the bench timed its network at 2,000/s
+    for seed in 0..5 {
+        let dir = tmp.path().join(format!("runs/exp_a/default/seed_{seed}"));
+        std::fs::write(
+            dir.join("log.txt"),
+            "2026-12-07T00:00:00Z started exp_a / default seed 0 (4000 train, 1000 val, 0 test samples of mnist, 10 parameters)\n",
+        )
+        .unwrap();
+    }
+    let bench = tmp.path().join("bench.json");
+    std::fs::write(
+        &bench,
+        r#"{"train": {"c": {"median": 2000.0, "min": 1900.0, "max": 2100.0, "runs": [], "ms_per_batch": 64.0}}}"#,
+    )
+    .unwrap();
+    let mut rates = BenchRates::read(&[&bench]).unwrap();
+    rates.files = vec!["bench.json".into()]; // as a user names it, not the temporary path
+    let fidelity = Fidelity::build(&found.runs, &references, &annotations())
+        .unwrap()
+        .with_bench(&rates);
+    // 4,000 samples over its 4 s epochs against the bench's 2,000/s
+    let a = &fidelity.rows[0];
+    assert_eq!(a.train_samples_s(), Some(1000.0));
+    assert_eq!(a.bench_samples_s, Some(2000.0));
+    assert_eq!(a.train_over_bench(), Some(0.5));
+    assert_eq!(fidelity.rows[1].train_over_bench(), None, "no bench row");
     let verdicts: Vec<Verdict> = fidelity.rows.iter().map(|r| r.verdict).collect();
     assert_eq!(
         verdicts,
