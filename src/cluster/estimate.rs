@@ -39,17 +39,6 @@ fn unusable(path: &Path, what: &str) -> Error {
     Error::invalid(OPTION, format!("{}: {what}; {HINT}", path.display()))
 }
 
-/// The median of `values` (not empty).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 /// `value` without line breaks, so that it stays within one comment line of a job script.
 fn one_line(value: &str) -> String {
     value.replace(['\n', '\r'], " ")
@@ -82,7 +71,7 @@ impl EpochTime {
         }
         let rows = parse_history_csv(&text)
             .map_err(|m| unusable(&path, &format!("not a history.csv ({m})")))?;
-        let mut times: Vec<f64> = rows
+        let times: Vec<f64> = rows
             .iter()
             .map(|r| r.epoch_time_s)
             .filter(|t| t.is_finite() && *t > 0.0)
@@ -102,7 +91,7 @@ impl EpochTime {
         Ok(EpochTime {
             run_dir: run_dir.to_path_buf(),
             epochs: times.len(),
-            median_s: median(&mut times),
+            median_s: crate::stats::median(&times).unwrap_or(f64::NAN),
             host,
             device: recorded_device(&dir)?,
         })

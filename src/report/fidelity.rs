@@ -11,13 +11,13 @@ use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use super::reference::{ReferenceRow, ReferenceStatus, References};
-use super::speed::{median, train_samples, BenchRates};
+use super::speed::{train_samples, BenchRates};
 use super::{is_percent, num, pvalue, render, value_pm, Annotations};
 use crate::error::Result;
 use crate::frame::{f64_column, read_csv, str_column, to_csv, Frame};
 use crate::fsutil::write_atomic;
 use crate::plot::{Figure, FinalMetric, MetricPoint};
-use crate::stats::{welch, SampleSummary, Welch};
+use crate::stats::{median, welch, SampleSummary, Welch};
 
 /// Where a row stands against its reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,8 +83,14 @@ pub struct FidelityRow {
 impl FidelityRow {
     /// The median over our seeds of their end-to-end training samples/s.
     pub fn train_samples_s(&self) -> Option<f64> {
-        let m = median(self.ours.iter().filter_map(|s| s.train_samples_s).collect());
-        m.is_finite().then_some(m)
+        let values: Vec<f64> = self.ours.iter().filter_map(|s| s.train_samples_s).collect();
+        median(&values)
+    }
+
+    /// The median over our seeds of their median epoch times, in seconds.
+    pub fn epoch_s(&self) -> Option<f64> {
+        let values: Vec<f64> = self.ours.iter().map(|s| s.epoch_s).collect();
+        median(&values)
     }
 
     /// End-to-end training samples/s over the bench's, where both are known.
@@ -130,7 +136,7 @@ impl Fidelity {
                     continue;
                 };
                 let h = validation_history(Path::new(dir))?;
-                let epoch_s = median(h.epoch_s);
+                let epoch_s = median(&h.epoch_s).unwrap_or(f64::NAN);
                 let train_samples_s = train_samples(Path::new(dir)).map(|n| n as f64 / epoch_s);
                 let Some(value) = r.statistic.of_history(&h.acc, &h.loss) else {
                     continue;
@@ -207,10 +213,7 @@ impl Fidelity {
             .f64s("welch_p", opt(&|r| r.welch.map(|w| w.p_two_sided)))
             .strs("verdict", text(&|r| verdict_text(r.verdict).to_string()))
             .f64s("compute_h", opt(&|r| Some(hours(&r.ours))))
-            .f64s(
-                "epoch_s",
-                opt(&|r| Some(median(r.ours.iter().map(|s| s.epoch_s).collect()))),
-            )
+            .f64s("epoch_s", opt(&|r| r.epoch_s()))
             .f64s("train_samples_s", opt(&|r| r.train_samples_s()))
             .f64s("bench_samples_s", opt(&|r| r.bench_samples_s))
             .f64s("train_over_bench", opt(&|r| r.train_over_bench()))
@@ -342,7 +345,7 @@ impl Fidelity {
                     "welch": r.welch.map_or_else(|| "—".into(), welch_text),
                     "verdict": verdict_text(r.verdict),
                     "hours": if r.ours.is_empty() { "—".to_string() } else { format!("{:.2}", hours(&r.ours)) },
-                    "epoch_s": if r.ours.is_empty() { "—".to_string() } else { format!("{:.1}", median(r.ours.iter().map(|s| s.epoch_s).collect())) },
+                    "epoch_s": r.epoch_s().map_or_else(|| "—".into(), |v| format!("{v:.1}")),
                     "train_samples_s": r.train_samples_s().map_or_else(|| "—".into(), |v| format!("{v:.0}")),
                     "bench": r.reference.bench.clone().unwrap_or_else(|| "—".into()),
                     "bench_samples_s": r.bench_samples_s.map_or_else(|| "—".into(), |v| format!("{v:.0}")),

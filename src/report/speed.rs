@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::bench::Baseline;
 use crate::error::Result;
+use crate::stats::median;
 
 /// Training samples/s per `autoresearch bench` row (`a`..`i`): the median over the given
 /// result files of each file's median.
@@ -33,7 +34,7 @@ impl BenchRates {
         }
         let train_samples_s = by_row
             .into_iter()
-            .map(|(row, v)| (row, median(v)))
+            .filter_map(|(row, v)| Some((row, median(&v)?)))
             .collect();
         Ok(BenchRates {
             train_samples_s,
@@ -55,17 +56,6 @@ pub fn train_samples(run_dir: &Path) -> Option<usize> {
     let inside = &line[line.find('(')? + 1..];
     let (count, rest) = inside.split_once(' ')?;
     rest.starts_with("train,").then(|| count.parse().ok())?
-}
-
-/// The median of `v` (NaN when empty; non-finite values ignored).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,19 @@ pub use frames::{paired_comparisons, summarize, Group, Pair, PAIRED_COLUMNS, SUM
 pub use welch::{welch, SampleSummary, Welch};
 pub use wilcoxon::{wilcoxon_signed_rank, Wilcoxon};
 
+/// The median of the finite values in `values` (the mean of the middle two for an even
+/// count); `None` when there are none.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[mid]),
+        _ => Some(0.5 * (v[mid - 1] + v[mid])),
+    }
+}
+
 /// Mean, sample spread and 95% interval of one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Describe {
