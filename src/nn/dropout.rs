@@ -5,6 +5,8 @@
 use candle_core::{Result, Tensor};
 use rand::{Rng, SeedableRng};
 
+use crate::nn::{fused, Ops};
+
 /// Drops each value (or each whole channel) with probability `p` in training.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dropout {
@@ -50,8 +52,23 @@ impl Dropout {
     /// # Shapes
     /// `x`: any shape -> the same.
     pub fn forward(&self, x: &Tensor, seed: Option<u64>) -> Result<Tensor> {
+        self.forward_with(Ops::Plain, x, seed)
+    }
+
+    /// As [`Dropout::forward`], the product one fused op where `ops` allows it (the same
+    /// masks and values; only the mask's unused gradient is skipped).
+    ///
+    /// # Shapes
+    /// `x`: any shape -> the same.
+    pub fn forward_with(&self, ops: Ops, x: &Tensor, seed: Option<u64>) -> Result<Tensor> {
         match seed {
-            Some(seed) if self.active() => x.broadcast_mul(&self.mask(x, x.dims(), seed)?),
+            Some(seed) if self.active() => {
+                if ops.fuses(x) {
+                    fused::mask_mul(x, self.mask_values(x.elem_count(), seed))
+                } else {
+                    x.broadcast_mul(&self.mask(x, x.dims(), seed)?)
+                }
+            }
             _ => Ok(x.clone()),
         }
     }
@@ -74,20 +91,30 @@ impl Dropout {
     /// A mask of `shape` with zeros drawn with probability `p` and the rest `1 / (1 - p)`, on
     /// `x`'s device and in its dtype.
     fn mask(&self, x: &Tensor, shape: &[usize], seed: u64) -> Result<Tensor> {
+        let values = self.mask_values(shape.iter().product(), seed);
+        Tensor::from_vec(values, shape, x.device())?.to_dtype(x.dtype())
+    }
+
+    /// `n` mask values: value `i` is 0 where the `i`-th uniform draw of the layer's stream is
+    /// at least `1 - p`, else `1 / (1 - p)`. The words come in bulk from the same stream (and
+    /// the draw is `rand`'s `f32`, the top 24 bits of a word) as one `random::<f32>()` per value.
+    fn mask_values(&self, n: usize, seed: u64) -> Vec<f32> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(mix(seed, self.index));
         let keep = (1.0 - self.p) as f32;
         let scale = 1.0 / keep;
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|_| {
-                if rng.random::<f32>() < keep {
+        let mut words = vec![0u32; n];
+        rng.fill(&mut words[..]);
+        let unit = 1.0 / (1u32 << 24) as f32;
+        words
+            .iter()
+            .map(|w| {
+                if unit * ((w >> 8) as f32) < keep {
                     scale
                 } else {
                     0.0
                 }
             })
-            .collect();
-        Tensor::from_vec(values, shape, x.device())?.to_dtype(x.dtype())
+            .collect()
     }
 }
 
@@ -143,6 +170,41 @@ mod tests {
             values(&Dropout::new(0.0, 0)?.forward(&x, Some(7))?),
             values(&x)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn bulk_masks_equal_one_draw_per_value() {
+        // the masks every run so far was trained with: one `random::<f32>()` per value
+        for (p, index, seed, n) in [(0.3, 0, 7, 1000), (0.5, 2, 11, 4097), (0.1, 1, 0, 33)] {
+            let d = Dropout::new(p, index).unwrap_or_else(|_| Dropout::none());
+            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(seed, index));
+            let keep = (1.0 - p) as f32;
+            let drawn: Vec<f32> = (0..n)
+                .map(|_| {
+                    if rng.random::<f32>() < keep {
+                        1.0 / keep
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            assert_eq!(d.mask_values(n, seed), drawn, "p {p}, layer {index}");
+        }
+    }
+
+    #[test]
+    fn fused_and_plain_dropout_agree_forward_and_backward() -> Result<()> {
+        let x = candle_core::Var::rand(0f32, 1f32, (5, 7, 64), &candle_core::Device::Cpu)?;
+        let d = Dropout::new(0.3, 1)?;
+        let fused = d.forward_with(Ops::Fused, &x, Some(5))?;
+        let plain = d.forward_with(Ops::Plain, &x, Some(5))?;
+        assert_eq!(values(&fused), values(&plain));
+        let gf = fused.sqr()?.sum_all()?.backward()?;
+        let gp = plain.sqr()?.sum_all()?.backward()?;
+        let grad = |g: &candle_core::backprop::GradStore| g.get(&x).map(values);
+        assert_eq!(grad(&gf), grad(&gp));
+        assert!(grad(&gf).is_some());
         Ok(())
     }
 

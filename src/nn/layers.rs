@@ -83,7 +83,9 @@ pub fn forward_stack_t(
             h = apply(activation, &h)?;
         }
         if let (true, Some((d, seed))) = (hidden, dropout) {
-            h = d.at(d.index() + i as u64).forward(&h, Some(seed))?;
+            h = d
+                .at(d.index() + i as u64)
+                .forward_with(ops, &h, Some(seed))?;
         }
     }
     Ok(h)

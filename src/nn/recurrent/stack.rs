@@ -176,7 +176,7 @@ impl Stack {
         let mut x = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             if i > 0 {
-                x = self.dropout.at(i as u64).forward(&x, seed)?;
+                x = self.dropout.at(i as u64).forward_with(ops, &x, seed)?;
             }
             x = layer.outputs(ops, &x)?;
         }
