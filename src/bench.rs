@@ -28,6 +28,8 @@ use crate::error::{Error, Result};
 use crate::nn::{BuildCtx, Model, Network, SeededVarMap};
 use crate::train::optim::AnyOptimizer;
 
+#[path = "bench_experiment.rs"]
+pub mod experiment;
 #[path = "bench_resnet.rs"]
 mod resnet;
 
@@ -213,6 +215,9 @@ pub struct BenchOptions {
     pub kernels: Kernels,
     /// Channels of ResNet-18's first stage in row `r` (64: the real network).
     pub resnet_width: usize,
+    /// Experiments whose own training step is timed too ([`experiment::train`]), by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<String>,
 }
 
 fn keys<S: serde::Serializer>(models: &[BenchModel], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -234,6 +239,7 @@ impl Default for BenchOptions {
             seed: 0,
             kernels: Kernels::Fused,
             resnet_width: 64,
+            experiments: Vec::new(),
         }
     }
 }

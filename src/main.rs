@@ -113,6 +113,11 @@ enum Command {
         /// The reference script's JSON (`snntorch_baseline.py --json`), to print and store ratios.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// Also time the training step of these experiments' own networks (comma-separated or
+        /// repeated names), as `train` takes it (data, encoder, batch size, dropout, clipping,
+        /// optimizer); keyed by name in the JSON. `--train "" --infer ""` times only these.
+        #[arg(long = "experiment", value_delimiter = ',')]
+        experiments: Vec<String>,
         /// Write the result here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -324,6 +329,7 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
             kernels,
             data,
             baseline,
+            experiments,
             json,
         } => {
             let models = |list: &str| -> autoresearch::Result<Vec<BenchModel>> {
@@ -352,9 +358,24 @@ fn run(cli: Cli) -> autoresearch::Result<()> {
                 steps,
                 kernels,
                 resnet_width,
+                experiments: experiments.clone(),
                 ..BenchOptions::default()
             };
+            // composed first, so a misspelt name fails before minutes of timing
+            let composed = if experiments.is_empty() {
+                Vec::new()
+            } else {
+                let store = store(configs)?;
+                experiments
+                    .iter()
+                    .map(|name| Experiment::compose_in(&store, name, Vec::<String>::new()))
+                    .collect::<autoresearch::Result<Vec<_>>>()?
+            };
             let mut result = bench::run(&opts, data.as_deref())?;
+            for (name, exp) in experiments.iter().zip(&composed) {
+                let rates = bench::experiment::train(exp.config(), &opts)?;
+                result.train.insert(name.clone(), rates);
+            }
             let base = baseline.as_deref().map(Baseline::read).transpose()?;
             if let Some(b) = &base {
                 result.compare(b);

@@ -75,9 +75,12 @@ pub struct FidelityRow {
     pub verdict: Verdict,
     /// The leaderboard's notes for the experiment (our explanation of a difference).
     pub notes: String,
-    /// Training samples/s `autoresearch bench` measured for the same network (its row
-    /// `reference.bench`), once [`Fidelity::with_bench`] was given the results.
+    /// Training samples/s `autoresearch bench` measured for the same network, once
+    /// [`Fidelity::with_bench`] was given the results.
     pub bench_samples_s: Option<f64>,
+    /// Which bench row that is: `own` (the experiment's own training step, `bench
+    /// --experiment`) or the reference script's row (`reference.bench`, `a`..`i`).
+    pub bench_row: Option<String>,
 }
 
 impl FidelityRow {
@@ -166,10 +169,21 @@ impl Fidelity {
         })
     }
 
-    /// Each row's bench samples/s from `rates`, by its reference row's `bench` key.
+    /// Each row's bench samples/s from `rates`: its own network's training step where
+    /// `bench --experiment` timed it, else the reference script's row its `bench` key names.
     pub fn with_bench(mut self, rates: &BenchRates) -> Fidelity {
         for row in &mut self.rows {
-            row.bench_samples_s = row.reference.bench.as_deref().and_then(|k| rates.train(k));
+            let own = rates.train(&row.reference.experiment);
+            let script = || {
+                let key = row.reference.bench.as_deref()?;
+                Some((key.to_string(), rates.train(key)?))
+            };
+            let found = match own {
+                Some(v) => Some(("own".to_string(), v)),
+                None => script(),
+            };
+            row.bench_row = found.as_ref().map(|(k, _)| k.clone());
+            row.bench_samples_s = found.map(|(_, v)| v);
         }
         self.bench_files = rates.files.clone();
         self
@@ -215,6 +229,10 @@ impl Fidelity {
             .f64s("compute_h", opt(&|r| Some(hours(&r.ours))))
             .f64s("epoch_s", opt(&|r| r.epoch_s()))
             .f64s("train_samples_s", opt(&|r| r.train_samples_s()))
+            .strs(
+                "bench_row",
+                text(&|r| r.bench_row.clone().unwrap_or_default()),
+            )
             .f64s("bench_samples_s", opt(&|r| r.bench_samples_s))
             .f64s("train_over_bench", opt(&|r| r.train_over_bench()))
             .finish()
@@ -347,7 +365,7 @@ impl Fidelity {
                     "hours": if r.ours.is_empty() { "—".to_string() } else { format!("{:.2}", hours(&r.ours)) },
                     "epoch_s": r.epoch_s().map_or_else(|| "—".into(), |v| format!("{v:.1}")),
                     "train_samples_s": r.train_samples_s().map_or_else(|| "—".into(), |v| format!("{v:.0}")),
-                    "bench": r.reference.bench.clone().unwrap_or_else(|| "—".into()),
+                    "bench": r.bench_row.clone().or_else(|| r.reference.bench.clone()).unwrap_or_else(|| "—".into()),
                     "bench_samples_s": r.bench_samples_s.map_or_else(|| "—".into(), |v| format!("{v:.0}")),
                     "train_over_bench": r.train_over_bench().map_or_else(|| "—".into(), |v| format!("{:.0}%", 100.0 * v)),
                 })
@@ -415,6 +433,7 @@ fn compare(
         verdict,
         notes,
         bench_samples_s: None,
+        bench_row: None,
     })
 }
 

@@ -1,13 +1,14 @@
 //! The one build sequence shared by training, evaluation, benchmarks and inspection: data,
 //! seeded parameters, the network.
 
-use candle_core::{Device, Var};
+use candle_core::{Device, Tensor, Var};
 
-use super::device_for;
-use crate::config::ExperimentConfig;
+use super::optim::AnyOptimizer;
+use super::{clip_grad_norm, device_for, groups};
+use crate::config::{ExperimentConfig, Kernels};
 use crate::data::{self, Dataset};
 use crate::error::Result;
-use crate::nn::{build, BuildCtx, Builder, Network, SeededVarMap};
+use crate::nn::{build, BuildCtx, Builder, Network, SeededVarMap, Step};
 
 /// A run's data and freshly initialised network.
 pub struct BuiltRun {
@@ -53,4 +54,47 @@ pub fn build_run(cfg: &ExperimentConfig, custom: Option<Builder>) -> Result<Buil
         params,
         device,
     })
+}
+
+impl BuiltRun {
+    /// `cfg`'s optimizer over every parameter (fused updates under fused kernels, the
+    /// config's per-group learning-rate scales).
+    pub fn optimizer(&self, cfg: &ExperimentConfig) -> Result<AnyOptimizer> {
+        let mut optimizer = AnyOptimizer::from_config(
+            &cfg.optimizer,
+            self.params.iter().map(|(_, v)| v.clone()).collect(),
+        )?;
+        optimizer.set_fused(cfg.kernels == Kernels::Fused);
+        optimizer.set_lr_scales(groups::lr_scales(&cfg.lr_scale, &self.params)?)?;
+        Ok(optimizer)
+    }
+
+    /// One training step on a batch as `train` takes it (also what `bench --experiment`
+    /// times): encode, forward and backward, `cfg`'s gradient clipping, the optimizer's update
+    /// and the network's after-update hook. `seed` is the batch's; returns the step (its
+    /// loss and detached outputs).
+    ///
+    /// # Shapes
+    /// `x`: a batch of the dataset's inputs, `y`: its targets.
+    pub fn train_step(
+        &self,
+        cfg: &ExperimentConfig,
+        optimizer: &mut AnyOptimizer,
+        (x, y): (&Tensor, &Tensor),
+        seed: u64,
+    ) -> Result<Step> {
+        let input = self.net.encode(x, seed)?;
+        let mut out = self.net.train_step(&input, y, &*self.data.task, seed)?;
+        if let Some(max_norm) = cfg.clip_grad_norm_per_parameter {
+            for param in &self.params {
+                clip_grad_norm(&mut out.grads, std::slice::from_ref(param), max_norm)?;
+            }
+        }
+        if let Some(max_norm) = cfg.clip_grad_norm {
+            clip_grad_norm(&mut out.grads, &self.params, max_norm)?;
+        }
+        optimizer.step(&out.grads)?;
+        self.net.after_update(&self.params)?;
+        Ok(out)
+    }
 }

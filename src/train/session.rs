@@ -8,8 +8,8 @@ use super::early_stop::EarlyStopState;
 use super::evaluate::{evaluate_probed, Evaluation, TEST_STREAM, VAL_STREAM};
 use super::optim::AnyOptimizer;
 use super::progress::Progress;
-use super::{build_run, clip_grad_norm, now, schedule, BuiltRun, RunOutcome, TrainOptions};
-use crate::config::{ExperimentConfig, Kernels};
+use super::{build_run, now, schedule, BuiltRun, RunOutcome, TrainOptions};
+use crate::config::ExperimentConfig;
 use crate::data::encode::batch_seed;
 use crate::data::epoch_permutation;
 use crate::data::task::run_objectives;
@@ -78,12 +78,7 @@ impl Session<'_> {
         for (name, bytes) in run.net.run_files() {
             crate::fsutil::write_atomic(&self.dir.path().join(name), &bytes)?;
         }
-        let mut optimizer = AnyOptimizer::from_config(
-            &cfg.optimizer,
-            run.params.iter().map(|(_, v)| v.clone()).collect(),
-        )?;
-        optimizer.set_fused(cfg.kernels == Kernels::Fused);
-        optimizer.set_lr_scales(super::groups::lr_scales(&cfg.lr_scale, &run.params)?)?;
+        let mut optimizer = run.optimizer(cfg)?;
         let mut dynamics =
             TrainingDynamics::new(cfg.dynamics.as_ref(), &*run.net, &run.params, cfg.seed)?;
         let resumed = self.dir.last_checkpoint().exists();
@@ -291,18 +286,7 @@ impl Session<'_> {
                     crate::Error::invalid("data", "the batch loader stopped early")
                 })??;
                 let seed = batch_seed(cfg.seed, epoch_index, i);
-                let input = run.net.encode(&x, seed)?;
-                let mut out = run.net.train_step(&input, &y, task, seed)?;
-                if let Some(max_norm) = cfg.clip_grad_norm_per_parameter {
-                    for param in &run.params {
-                        clip_grad_norm(&mut out.grads, std::slice::from_ref(param), max_norm)?;
-                    }
-                }
-                if let Some(max_norm) = cfg.clip_grad_norm {
-                    clip_grad_norm(&mut out.grads, &run.params, max_norm)?;
-                }
-                optimizer.step(&out.grads)?;
-                run.net.after_update(&run.params)?;
+                let out = run.train_step(cfg, optimizer, (&x, &y), seed)?;
                 loss_sum += out.loss * idx.len() as f64;
                 task.accumulate(&out.output, &y, &mut sums)?;
                 seen += idx.len();

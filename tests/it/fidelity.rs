@@ -55,7 +55,22 @@ fn each_row_is_compared_on_its_statistic_and_the_report_traces_to_run_directorie
     assert_eq!(a.train_samples_s(), Some(1000.0));
     assert_eq!(a.bench_samples_s, Some(2000.0));
     assert_eq!(a.train_over_bench(), Some(0.5));
+    assert_eq!(a.bench_row.as_deref(), Some("c"));
     assert_eq!(fidelity.rows[1].train_over_bench(), None, "no bench row");
+    // where `bench --experiment exp_a` timed the row's own step, that is the comparison
+    let own = tmp.path().join("own.json");
+    std::fs::write(
+        &own,
+        r#"{"train": {"exp_a": {"median": 1250.0, "min": 1200.0, "max": 1300.0, "runs": [], "ms_per_batch": 100.0}}}"#,
+    )
+    .unwrap();
+    let with_own = Fidelity::build(&found.runs, &references, &annotations())
+        .unwrap()
+        .with_bench(&BenchRates::read(&[&bench, &own]).unwrap());
+    let a_own = &with_own.rows[0];
+    assert_eq!(a_own.bench_row.as_deref(), Some("own"));
+    assert_eq!(a_own.train_over_bench(), Some(0.8));
+    assert_eq!(with_own.rows[1].bench_row, None);
     let verdicts: Vec<Verdict> = fidelity.rows.iter().map(|r| r.verdict).collect();
     assert_eq!(
         verdicts,
