@@ -129,6 +129,11 @@ pub struct FidelityArgs {
     /// samples/s its full training runs reached.
     #[arg(long)]
     bench: Vec<PathBuf>,
+    /// Runs of the same experiments on an idle machine (e.g. `benches/e2e_speed.py`'s
+    /// one-epoch runs): the speed table's Train / bench comes from them instead of the
+    /// compared runs, which may have shared their machine.
+    #[arg(long)]
+    idle_runs: Option<PathBuf>,
 }
 
 /// `autoresearch fidelity`.
@@ -142,8 +147,12 @@ pub fn fidelity(args: FidelityArgs) -> Result<()> {
     }
     let found = scan_reporting(&args.runs)?;
     let labels = labels(&args.annotations, &args.projects)?;
-    let fidelity = Fidelity::build(&found.runs, &references, &labels)?
+    let mut fidelity = Fidelity::build(&found.runs, &references, &labels)?
         .with_bench(&BenchRates::read(&args.bench)?);
+    if let Some(root) = &args.idle_runs {
+        let idle = scan_reporting(root)?;
+        fidelity = fidelity.with_idle(&idle.runs, &root.display().to_string())?;
+    }
     for path in fidelity.write(&args.out, Some(&args.templates))? {
         println!("wrote {}", path.display());
     }

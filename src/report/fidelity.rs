@@ -11,7 +11,7 @@ use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use super::reference::{ReferenceRow, ReferenceStatus, References};
-use super::speed::{train_samples, BenchRates};
+use super::speed::train_samples;
 use super::{is_percent, num, pvalue, render, value_pm, Annotations};
 use crate::error::Result;
 use crate::frame::{f64_column, read_csv, str_column, to_csv, Frame};
@@ -81,6 +81,9 @@ pub struct FidelityRow {
     /// Which bench row that is: `own` (the experiment's own training step, `bench
     /// --experiment`) or the reference script's row (`reference.bench`, `a`..`i`).
     pub bench_row: Option<String>,
+    /// The median epoch time (s) and training samples/s of the experiment's runs on an idle
+    /// machine, once [`Fidelity::with_idle`] was given them.
+    pub idle: Option<(f64, Option<f64>)>,
 }
 
 impl FidelityRow {
@@ -96,9 +99,14 @@ impl FidelityRow {
         median(&values)
     }
 
-    /// End-to-end training samples/s over the bench's, where both are known.
+    /// End-to-end training samples/s over the bench's, where both are known: from the idle
+    /// runs where given, else from the compared runs.
     pub fn train_over_bench(&self) -> Option<f64> {
-        Some(self.train_samples_s()? / self.bench_samples_s?)
+        let train = match self.idle {
+            Some((_, train)) => train?,
+            None => self.train_samples_s()?,
+        };
+        Some(train / self.bench_samples_s?)
     }
 }
 
@@ -109,6 +117,8 @@ pub struct Fidelity {
     pub rows: Vec<FidelityRow>,
     /// The `autoresearch bench` results the bench column comes from.
     pub bench_files: Vec<String>,
+    /// Where the idle runs of the speed table come from ([`Fidelity::with_idle`]).
+    pub idle_runs: Option<String>,
 }
 
 impl Fidelity {
@@ -166,27 +176,8 @@ impl Fidelity {
         Ok(Fidelity {
             rows,
             bench_files: Vec::new(),
+            idle_runs: None,
         })
-    }
-
-    /// Each row's bench samples/s from `rates`: its own network's training step where
-    /// `bench --experiment` timed it, else the reference script's row its `bench` key names.
-    pub fn with_bench(mut self, rates: &BenchRates) -> Fidelity {
-        for row in &mut self.rows {
-            let own = rates.train(&row.reference.experiment);
-            let script = || {
-                let key = row.reference.bench.as_deref()?;
-                Some((key.to_string(), rates.train(key)?))
-            };
-            let found = match own {
-                Some(v) => Some(("own".to_string(), v)),
-                None => script(),
-            };
-            row.bench_row = found.as_ref().map(|(k, _)| k.clone());
-            row.bench_samples_s = found.map(|(_, v)| v);
-        }
-        self.bench_files = rates.files.clone();
-        self
     }
 
     /// One line per row: experiment, model, encoding, our and the reference's mean, std and
@@ -234,6 +225,11 @@ impl Fidelity {
                 text(&|r| r.bench_row.clone().unwrap_or_default()),
             )
             .f64s("bench_samples_s", opt(&|r| r.bench_samples_s))
+            .f64s("idle_epoch_s", opt(&|r| r.idle.map(|(e, _)| e)))
+            .f64s(
+                "idle_train_samples_s",
+                opt(&|r| r.idle.and_then(|(_, t)| t)),
+            )
             .f64s("train_over_bench", opt(&|r| r.train_over_bench()))
             .finish()
     }
@@ -365,6 +361,8 @@ impl Fidelity {
                     "hours": if r.ours.is_empty() { "—".to_string() } else { format!("{:.2}", hours(&r.ours)) },
                     "epoch_s": r.epoch_s().map_or_else(|| "—".into(), |v| format!("{v:.1}")),
                     "train_samples_s": r.train_samples_s().map_or_else(|| "—".into(), |v| format!("{v:.0}")),
+                    "idle_epoch_s": r.idle.map_or_else(|| "—".into(), |(e, _)| format!("{e:.1}")),
+                    "idle_train_samples_s": r.idle.and_then(|(_, t)| t).map_or_else(|| "—".into(), |v| format!("{v:.0}")),
                     "bench": r.bench_row.clone().or_else(|| r.reference.bench.clone()).unwrap_or_else(|| "—".into()),
                     "bench_samples_s": r.bench_samples_s.map_or_else(|| "—".into(), |v| format!("{v:.0}")),
                     "train_over_bench": r.train_over_bench().map_or_else(|| "—".into(), |v| format!("{:.0}%", 100.0 * v)),
@@ -389,6 +387,7 @@ impl Fidelity {
             "hours": format!("{:.1}", self.rows.iter().map(|r| hours(&r.ours)).fold(0.0, |a, b| a + b)),
             "has_figure": has_figure,
             "bench_files": self.bench_files,
+            "idle_runs": self.idle_runs,
         })
     }
 }
@@ -434,18 +433,19 @@ fn compare(
         notes,
         bench_samples_s: None,
         bench_row: None,
+        idle: None,
     })
 }
 
 /// A run's per-epoch validation accuracy and loss and training time.
-struct History {
+pub(super) struct History {
     acc: Vec<f64>,
     loss: Vec<f64>,
-    epoch_s: Vec<f64>,
+    pub(super) epoch_s: Vec<f64>,
 }
 
 /// A run's validation accuracy and loss and training time per epoch, from its `history.csv`.
-fn validation_history(dir: &Path) -> Result<History> {
+pub(super) fn validation_history(dir: &Path) -> Result<History> {
     let path = dir.join("history.csv");
     let table = read_csv(&path)?;
     let numbers = |name: &str| -> Result<Vec<f64>> {

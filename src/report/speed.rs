@@ -5,8 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use polars::prelude::DataFrame;
+
+use super::fidelity::{validation_history, Fidelity};
 use crate::bench::Baseline;
 use crate::error::Result;
+use crate::frame::str_column;
 use crate::stats::median;
 
 /// Training samples/s per `autoresearch bench` row (`a`..`i`): the median over the given
@@ -45,6 +49,58 @@ impl BenchRates {
     /// The bench's training samples/s of row `key`, if measured.
     pub fn train(&self, key: &str) -> Option<f64> {
         self.train_samples_s.get(key).copied()
+    }
+}
+
+impl Fidelity {
+    /// Each row's bench samples/s from `rates`: its own network's training step where
+    /// `bench --experiment` timed it, else the reference script's row its `bench` key names.
+    pub fn with_bench(mut self, rates: &BenchRates) -> Fidelity {
+        for row in &mut self.rows {
+            let own = rates.train(&row.reference.experiment);
+            let script = || {
+                let key = row.reference.bench.as_deref()?;
+                Some((key.to_string(), rates.train(key)?))
+            };
+            let found = match own {
+                Some(v) => Some(("own".to_string(), v)),
+                None => script(),
+            };
+            row.bench_row = found.as_ref().map(|(k, _)| k.clone());
+            row.bench_samples_s = found.map(|(_, v)| v);
+        }
+        self.bench_files = rates.files.clone();
+        self
+    }
+
+    /// Each row's speed on an idle machine: the median epoch time and training samples/s of
+    /// the completed runs of its experiment (any variant) in `runs` (a [`crate::runs::scan`]
+    /// frame, e.g. of `benches/e2e_speed.py`'s one-epoch runs, found under `root`), which
+    /// Train / bench then uses; the compared runs may have shared their machine.
+    pub fn with_idle(mut self, runs: &DataFrame, root: &str) -> Result<Fidelity> {
+        let (exp, status, path) = (
+            str_column(runs, "experiment")?,
+            str_column(runs, "status")?,
+            str_column(runs, "path")?,
+        );
+        for row in &mut self.rows {
+            let (mut epochs, mut rates) = (Vec::new(), Vec::new());
+            for i in 0..runs.height() {
+                let mine = exp[i].as_deref() == Some(row.reference.experiment.as_str())
+                    && status[i].as_deref() == Some("completed");
+                let (true, Some(dir)) = (mine, &path[i]) else {
+                    continue;
+                };
+                let Some(epoch_s) = median(&validation_history(Path::new(dir))?.epoch_s) else {
+                    continue;
+                };
+                epochs.push(epoch_s);
+                rates.extend(train_samples(Path::new(dir)).map(|n| n as f64 / epoch_s));
+            }
+            row.idle = median(&epochs).map(|e| (e, median(&rates)));
+        }
+        self.idle_runs = Some(root.to_string());
+        Ok(self)
     }
 }
 

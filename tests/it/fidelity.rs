@@ -71,6 +71,19 @@ fn each_row_is_compared_on_its_statistic_and_the_report_traces_to_run_directorie
     assert_eq!(a_own.bench_row.as_deref(), Some("own"));
     assert_eq!(a_own.train_over_bench(), Some(0.8));
     assert_eq!(with_own.rows[1].bench_row, None);
+    // idle runs of the same experiment (here the same runs) give the speed table its ratio
+    let idle = with_own.with_idle(&found.runs, "idle-runs").unwrap();
+    let a_idle = &idle.rows[0];
+    assert_eq!(a_idle.idle, Some((4.0, Some(1000.0))));
+    assert_eq!(a_idle.train_over_bench(), Some(0.8));
+    assert_eq!(idle.rows[3].idle, None, "exp_d never ran");
+    let rendered = tmp.path().join("idle-report");
+    idle.write(&rendered, None).unwrap();
+    let text = std::fs::read_to_string(rendered.join("report.md")).unwrap();
+    assert!(
+        text.contains("| Idle epoch (s) |") && text.contains("(idle-runs;"),
+        "{text}"
+    );
     let verdicts: Vec<Verdict> = fidelity.rows.iter().map(|r| r.verdict).collect();
     assert_eq!(
         verdicts,
