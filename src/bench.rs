@@ -334,9 +334,10 @@ impl BenchResult {
     }
 }
 
-/// A shuffled stream of full batches over `set`, reshuffled every pass (like the script's).
-struct BatchStream<'a> {
-    set: &'a ImageSet,
+/// A shuffled stream of full batches of indices into `len` samples, reshuffled every pass
+/// (like the script's, and as `train` orders an epoch).
+struct IndexStream {
+    len: usize,
     batch: usize,
     seed: u64,
     pass: usize,
@@ -344,10 +345,10 @@ struct BatchStream<'a> {
     next: usize,
 }
 
-impl<'a> BatchStream<'a> {
-    fn new(set: &'a ImageSet, batch: usize, seed: u64) -> Self {
-        BatchStream {
-            set,
+impl IndexStream {
+    fn new(len: usize, batch: usize, seed: u64) -> Self {
+        IndexStream {
+            len,
             batch,
             seed,
             pass: 0,
@@ -356,15 +357,34 @@ impl<'a> BatchStream<'a> {
         }
     }
 
-    fn next_batch(&mut self, device: &Device) -> Result<(Tensor, Tensor)> {
+    /// The next `batch` indices (`batch` at most `len`).
+    fn next_indices(&mut self) -> &[usize] {
         if self.next + self.batch > self.order.len() {
-            self.order = crate::data::epoch_permutation(self.set.len(), self.seed, self.pass);
+            self.order = crate::data::epoch_permutation(self.len, self.seed, self.pass);
             self.pass += 1;
             self.next = 0;
         }
-        let idx = &self.order[self.next..self.next + self.batch];
         self.next += self.batch;
-        let batch = self.set.batch(idx, device)?;
+        &self.order[self.next - self.batch..self.next]
+    }
+}
+
+/// A shuffled stream of full batches over `set`.
+struct BatchStream<'a> {
+    set: &'a ImageSet,
+    indices: IndexStream,
+}
+
+impl<'a> BatchStream<'a> {
+    fn new(set: &'a ImageSet, batch: usize, seed: u64) -> Self {
+        BatchStream {
+            set,
+            indices: IndexStream::new(set.len(), batch, seed),
+        }
+    }
+
+    fn next_batch(&mut self, device: &Device) -> Result<(Tensor, Tensor)> {
+        let batch = self.set.batch(self.indices.next_indices(), device)?;
         Ok((batch.input, batch.target))
     }
 }

@@ -6,11 +6,10 @@
 
 use crate::config::ExperimentConfig;
 use crate::data::encode::batch_seed;
-use crate::data::epoch_permutation;
 use crate::error::Result;
 use crate::train::{build_run, on_pool};
 
-use super::{time_rates, BenchOptions, Rates};
+use super::{time_rates, BenchOptions, IndexStream, Rates};
 
 /// Training samples/s of `cfg`'s network: `opts.warmup` untimed steps, then `opts.repeats`
 /// timings of `opts.iters` steps at the experiment's batch size, on shuffled full batches of
@@ -24,17 +23,10 @@ pub fn train(cfg: &ExperimentConfig, opts: &BenchOptions) -> Result<Rates> {
         batch,
         ..opts.clone()
     };
-    let (mut pass, mut next, mut order) = (0, 0, Vec::new());
+    let mut stream = IndexStream::new(train.len(), batch, cfg.seed);
     on_pool(|| {
         time_rates(&timing, |call| {
-            if next + batch > order.len() {
-                order = epoch_permutation(train.len(), cfg.seed, pass);
-                pass += 1;
-                next = 0;
-            }
-            let idx = &order[next..next + batch];
-            next += batch;
-            let b = train.train_batch(idx, &run.device, call as u64)?;
+            let b = train.train_batch(stream.next_indices(), &run.device, call as u64)?;
             let seed = batch_seed(cfg.seed, 0, call);
             run.train_step(cfg, &mut optimizer, (&b.input, &b.target), seed)?;
             Ok(())

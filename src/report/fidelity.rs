@@ -11,7 +11,7 @@ use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use super::reference::{ReferenceRow, ReferenceStatus, References};
-use super::speed::train_samples;
+use super::speed::run_speed;
 use super::{is_percent, num, pvalue, render, value_pm, Annotations};
 use crate::error::Result;
 use crate::frame::{f64_column, read_csv, str_column, to_csv, Frame};
@@ -149,8 +149,8 @@ impl Fidelity {
                     continue;
                 };
                 let h = validation_history(Path::new(dir))?;
-                let epoch_s = median(&h.epoch_s).unwrap_or(f64::NAN);
-                let train_samples_s = train_samples(Path::new(dir)).map(|n| n as f64 / epoch_s);
+                let (epoch_s, train_samples_s) =
+                    run_speed(Path::new(dir), &h.epoch_s).unwrap_or((f64::NAN, None));
                 let Some(value) = r.statistic.of_history(&h.acc, &h.loss) else {
                     continue;
                 };
@@ -159,7 +159,7 @@ impl Fidelity {
                     value,
                     wall_time_s: wall[i].unwrap_or(f64::NAN),
                     epoch_s,
-                    train_samples_s: train_samples_s.filter(|v| v.is_finite()),
+                    train_samples_s,
                     path: dir.clone(),
                 });
             }

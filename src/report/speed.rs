@@ -91,17 +91,26 @@ impl Fidelity {
                 let (true, Some(dir)) = (mine, &path[i]) else {
                     continue;
                 };
-                let Some(epoch_s) = median(&validation_history(Path::new(dir))?.epoch_s) else {
+                let times = validation_history(Path::new(dir))?.epoch_s;
+                let Some((epoch_s, rate)) = run_speed(Path::new(dir), &times) else {
                     continue;
                 };
                 epochs.push(epoch_s);
-                rates.extend(train_samples(Path::new(dir)).map(|n| n as f64 / epoch_s));
+                rates.extend(rate);
             }
             row.idle = median(&epochs).map(|e| (e, median(&rates)));
         }
         self.idle_runs = Some(root.to_string());
         Ok(self)
     }
+}
+
+/// A run's median epoch time (s, of its `epoch_time_s` values `epoch_times`) and its training
+/// samples/s over it, where its log gives the training set's size; `None` without epochs.
+pub fn run_speed(run_dir: &Path, epoch_times: &[f64]) -> Option<(f64, Option<f64>)> {
+    let epoch_s = median(epoch_times)?;
+    let rate = train_samples(run_dir).map(|n| n as f64 / epoch_s);
+    Some((epoch_s, rate.filter(|v| v.is_finite())))
 }
 
 /// The number of training samples of a run, from the first line of its `log.txt`
